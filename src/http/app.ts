@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import type { Config } from '../config/schema';
+import type { Clock } from '../lib/clock';
+import type { Logger } from '../lib/logger';
+import type { Metrics } from '../metrics/registry';
+import type { Services } from '../services';
+import type { Store } from '../store/types';
+import { errorHandler, notFoundHandler } from './errors';
+import { authenticate } from './middleware/auth';
+import { requestLogging, requestMetrics, securityHeaders } from './middleware/request-context';
+import { loadOpenApi } from './openapi';
+import { RouteTable } from './route-table';
+import { operatorRoutes } from './routes/operator';
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly services: Services;
+}
+
+/** A request listener for `http.createServer`/`https.createServer` or supertest, with its route table. */
+export interface App {
+  (req: IncomingMessage, res: ServerResponse): void;
+  readonly routes: RouteTable;
+}
+
+/**
+ * Builds the HTTP application. It never listens: `main.ts` does, and tests hand the result to supertest.
+ */
+export function createApp(deps: AppDeps): App {
+  const { config } = deps;
+  const table = new RouteTable();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.server.trustProxy);
+  app.set('query parser', 'simple');
+
+  app.use(requestLogging(deps.logger));
+  app.use(requestMetrics(deps.metrics));
+  app.use(securityHeaders(config.server.tls.enabled));
+  app.use(express.json({ limit: config.server.jsonBodyLimitBytes, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(authenticate(deps.services.apiTokens, { itAdminMayReadAudit: config.audit.itAdminMayReadRawLogs }));
+
+  app.use(
+    operatorRoutes(table, {
+      store: deps.store,
+      metrics: deps.metrics,
+      metricsEnabled: config.metrics.enabled,
+      openApi: loadOpenApi(config.rootDir),
+    }),
+  );
+
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+
+  const listener = ((req: IncomingMessage, res: ServerResponse) => {
+    app(req, res);
+  }) as App;
+  Object.defineProperty(listener, 'routes', { value: table });
+  return listener;
+}

@@ -1,0 +1,94 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreUnavailableError } from '../errors';
+import type { Store, StoreEvents, StoreHealth } from '../types';
+import { SqliteAuditStore } from './audit';
+import { SqliteApiTokenStore, SqliteEnrollmentTokenStore } from './credentials';
+import { SqliteDeviceStore } from './devices';
+import { SqliteNonceStore, SqliteRateLimitStore } from './ephemeral';
+import { migrate } from './migrations';
+import { SqliteCertificateStore, SqliteRevocationStore } from './pki';
+
+export interface SqliteStoreOptions {
+  /** Database file; its directory is created. `:memory:` is allowed for throwaway use. */
+  readonly path: string;
+  /**
+   * `FULL` (default) fsyncs the WAL on every commit, so an entry is on disk when a write resolves; `NORMAL` survives
+   * process crashes but may lose the last commits on power loss.
+   */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+  /** How long a writer waits for another process's write lock (CLI and server share the file). */
+  readonly busyTimeoutMs?: number;
+}
+
+/**
+ * The embedded default back-end: one better-sqlite3 connection in WAL mode. Every multi-statement operation runs in
+ * an IMMEDIATE transaction, so the CLI and the server can share the file safely. Events are delivered in-process
+ * only: SQLite mode serves one gateway process (several instances share Redis instead).
+ */
+export function openSqliteStore(options: SqliteStoreOptions): Store {
+  if (options.path !== ':memory:') mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
+  let db: Database.Database;
+  try {
+    db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+  } catch (cause) {
+    throw new StoreUnavailableError(`sqlite (${options.path})`, { cause });
+  }
+
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  const events: StoreEvents = {
+    async publish(topic, message) {
+      // Deferred so a publisher never runs subscribers inside its own transaction or call stack.
+      setImmediate(() => emitter.emit(topic, message));
+    },
+    async subscribe(topic, handler) {
+      emitter.on(topic, handler);
+      return async () => {
+        emitter.off(topic, handler);
+      };
+    },
+  };
+
+  let closed = false;
+  return {
+    backend: 'sqlite',
+    devices: new SqliteDeviceStore(db),
+    enrollmentTokens: new SqliteEnrollmentTokenStore(db),
+    certificates: new SqliteCertificateStore(db),
+    revocations: new SqliteRevocationStore(db),
+    nonces: new SqliteNonceStore(db),
+    audit: new SqliteAuditStore(db),
+    apiTokens: new SqliteApiTokenStore(db),
+    rateLimits: new SqliteRateLimitStore(db),
+    events,
+    async ping(): Promise<StoreHealth> {
+      if (closed) return { ok: false, backend: 'sqlite', detail: 'closed' };
+      try {
+        db.prepare('SELECT 1').get();
+        return { ok: true, backend: 'sqlite' };
+      } catch (e) {
+        return { ok: false, backend: 'sqlite', detail: (e as Error).message };
+      }
+    },
+    async startupWarnings(): Promise<string[]> {
+      const warnings: string[] = [];
+      if (options.synchronous === 'NORMAL') {
+        warnings.push('sqlite synchronous=NORMAL: the newest audit entries may be lost on power failure');
+      }
+      return warnings;
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      emitter.removeAllListeners();
+      db.close();
+    },
+  };
+}
