@@ -57,8 +57,11 @@ function closeGracefully(server: http.Server, sockets: Set<Socket>, timeoutMs: n
       for (const s of sockets) s.destroy();
     }, timeoutMs);
     force.unref();
+    // Keep-alive connections become idle as their last request finishes; close them as soon as they do.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
     server.close(() => {
       clearTimeout(force);
+      clearInterval(sweep);
       resolve();
     });
     server.closeIdleConnections();
@@ -99,7 +102,15 @@ async function main(): Promise<void> {
     if (config.mode === 'production' || config.store.backend === 'sqlite') logger.warn(w);
   }
   const store = instrumentStore(rawStore, metrics.storeOperationDuration);
-  const services = await buildServices({ config, store, clock: systemClock, logger, metrics });
+  const services = await buildServices({
+    config,
+    store,
+    clock: systemClock,
+    logger,
+    metrics,
+    env: process.env,
+    notice: (m) => process.stdout.write(`devicegate: ${m}\n`),
+  });
   const app = createApp({ config, store, clock: systemClock, logger, metrics, services });
 
   const servers: { server: http.Server; sockets: Set<Socket> }[] = [];

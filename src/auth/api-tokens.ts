@@ -7,6 +7,12 @@ import { constantTimeEqual } from '../lib/constant-time';
 import type { ApiTokenStore } from '../store/types';
 import type { Principal } from './permissions';
 
+/** Where token creation and revocation are recorded (the audit log); the actor is the caller's audit identity. */
+export interface TokenAuditRecorder {
+  created(record: ApiToken, actor: Principal): Promise<void>;
+  revoked(id: string, actor: Principal): Promise<void>;
+}
+
 /**
  * API tokens for automation and concentrators: `dg_<id>_<secret>`, where only SHA-256(secret) is stored. The id
  * makes lookup a key read; the secret is compared in constant time. A valid token is cached briefly so the decision
@@ -27,11 +33,12 @@ export class ApiTokenService {
   constructor(
     private readonly store: ApiTokenStore,
     private readonly clock: Clock,
+    private readonly audit: TokenAuditRecorder,
     private readonly cacheTtlMs = 5000,
   ) {}
 
   /** Creates a token; the plain token is returned once and never stored. */
-  async create(input: { name: string; role: string; ttlDays?: number | undefined }): Promise<CreatedApiToken> {
+  async create(input: { name: string; role: string; ttlDays?: number | undefined }, actor: Principal): Promise<CreatedApiToken> {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(input.name)) {
       throw badRequest('INVALID_TOKEN_NAME', 'Token names are 1-64 characters of letters, digits, ".", "_" and "-".');
     }
@@ -51,6 +58,7 @@ export class ApiTokenService {
       revokedAt: null,
     };
     await this.store.create(record);
+    await this.audit.created(record, actor);
     return { token: `dg_${id}_${secret}`, record };
   }
 
@@ -58,9 +66,10 @@ export class ApiTokenService {
     return this.store.list();
   }
 
-  async revoke(id: string): Promise<void> {
+  async revoke(id: string, actor: Principal): Promise<void> {
     await this.store.revoke(id, this.clock.nowMs());
     this.cache.delete(id);
+    await this.audit.revoked(id, actor);
   }
 
   /** The principal for a presented token, or an `unauthorized` error that does not say which check failed. */

@@ -42,7 +42,7 @@ export async function openContext(opts: GlobalOptions): Promise<CliContext> {
   // CLI logs go to stderr so `--json` output on stdout stays machine-readable.
   const logger = createLogger(process.env.DEVICEGATE_CLI_LOG_LEVEL ?? 'warn', process.stderr);
   const store = await openStore(config);
-  const services = await buildServices({ config, store, clock: systemClock, logger, metrics: createMetrics({ defaultMetrics: false }) });
+  const services = await buildServices({ config, store, clock: systemClock, logger, metrics: createMetrics({ defaultMetrics: false }), role: 'cli', env: process.env });
   return {
     config,
     store,

@@ -5,7 +5,9 @@
  */
 import 'reflect-metadata';
 import { Command } from 'commander';
+import { registerCaCommands } from './commands/ca';
 import { registerConfigCommands } from './commands/config';
+import { registerDeviceCommands } from './commands/devices';
 import { registerTokenCommands } from './commands/tokens';
 import { runWithContext } from './run';
 
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureHelp({ showGlobalOptions: true });
   registerTokenCommands(program, runWithContext);
+  registerDeviceCommands(program, runWithContext);
+  registerCaCommands(program, runWithContext);
   registerConfigCommands(program);
   return program;
 }

@@ -11,7 +11,9 @@ import { authenticate } from './middleware/auth';
 import { requestLogging, requestMetrics, securityHeaders } from './middleware/request-context';
 import { loadOpenApi } from './openapi';
 import { RouteTable } from './route-table';
+import { deviceRoutes } from './routes/devices';
 import { operatorRoutes } from './routes/operator';
+import { pkiRoutes } from './routes/pki';
 
 export interface AppDeps {
   readonly config: Config;
@@ -53,6 +55,9 @@ export function createApp(deps: AppDeps): App {
       openApi: loadOpenApi(config.rootDir),
     }),
   );
+
+  app.use(deviceRoutes(table, deps.services.registry, { importBodyLimitBytes: config.server.importBodyLimitBytes }));
+  app.use(pkiRoutes(table, deps.services.pki, { ocspMaxRequestBytes: config.ca.ocsp.maxRequestBytes }));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

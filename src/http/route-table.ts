@@ -28,5 +28,5 @@ export class RouteTable {
   }
 }
 
-/** `/v1/devices/:id` → `/v1/devices/{id}` (OpenAPI path template). */
-export const toOpenApiPath = (expressPath: string): string => expressPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+/** `/v1/devices/:id` → `/v1/devices/{id}`, `/v1/ocsp/*request` → `/v1/ocsp/{request}` (OpenAPI path templates). */
+export const toOpenApiPath = (expressPath: string): string => expressPath.replace(/[:*]([A-Za-z0-9_]+)/g, '{$1}');

@@ -34,7 +34,13 @@ export async function buildTestApp(
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dg-app-'));
   const config = loadConfig({
-    env: { DEVICEGATE_DATA_DIR: dataDir, DEVICEGATE_LOG__LEVEL: 'silent', ...(options.env ?? {}) },
+    env: {
+      DEVICEGATE_DATA_DIR: dataDir,
+      DEVICEGATE_LOG__LEVEL: 'silent',
+      // A dev CA per test app, so tests never touch the checkout's certs-dev/.
+      DEVICEGATE_CA__DEV_DIR: path.join(dataDir, 'ca'),
+      ...(options.env ?? {}),
+    },
     rootDir: ROOT,
     cwd: ROOT,
   });

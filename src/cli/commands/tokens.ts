@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ROLES } from '../../domain/types';
+import { cliPrincipal } from '../../services/actors';
 import { output, type GlobalOptions } from '../context';
 import type { RunWithContext } from '../run';
 
@@ -14,7 +15,7 @@ export function registerTokenCommands(program: Command, run: RunWithContext): vo
     .option('--ttl-days <days>', 'expire after this many days (default: never)', (v) => Number.parseInt(v, 10))
     .action((opts: { role: string; name: string; ttlDays?: number }, cmd: Command) =>
       run(cmd.optsWithGlobals<GlobalOptions>(), async (ctx) => {
-        const created = await ctx.services.apiTokens.create({ name: opts.name, role: opts.role, ttlDays: opts.ttlDays });
+        const created = await ctx.services.apiTokens.create({ name: opts.name, role: opts.role, ttlDays: opts.ttlDays }, cliPrincipal());
         output(
           ctx.json,
           { id: created.record.id, name: created.record.name, role: created.record.role, token: created.token, expires_at: created.record.expiresAt === null ? null : new Date(created.record.expiresAt).toISOString() },
@@ -59,7 +60,7 @@ export function registerTokenCommands(program: Command, run: RunWithContext): vo
     .argument('<id>', 'token id from `devicegate tokens list`')
     .action((id: string, _opts: unknown, cmd: Command) =>
       run(cmd.optsWithGlobals<GlobalOptions>(), async (ctx) => {
-        await ctx.services.apiTokens.revoke(id);
+        await ctx.services.apiTokens.revoke(id, cliPrincipal());
         output(ctx.json, { id, revoked: true }, () => `Revoked API token ${id}.`);
       }),
     );

@@ -1,0 +1,182 @@
+/**
+ * Real OpenVPN 2.6 connect time with and without the devicegate management-interface adapter (issue 5 target:
+ * ≤ 1.05× the connect without the adapter).
+ *
+ * Two OpenVPN servers on 127.0.0.1 with the same PKI and settings: A authenticates by certificate only; B adds
+ * `--management-client-auth` answered by the in-process `OpenVpnManagementAuthorizer`, which asks a decision
+ * endpoint (decision-endpoint-for-adapter-tests: the real normalise → gatherFacts → decide pipeline over an
+ * in-memory registry) for every CONNECT. Clients (`--dev null`) alternate between A and B; each run is timed from
+ * process spawn to `Initialization Sequence Completed` in the client log. Prints the medians, p90s and the ratio,
+ * the adapter's own share of the time, and a third variant C for comparison: the synchronous `--tls-verify` hook
+ * answering from its local decision cache.
+ *
+ * Needs root and /dev/net/tun (server side). Run: `node -r ./scripts/ts-register.js bench/openvpn-connect.ts [runs]`
+ * or, once registered in bench/run.js, `npm run bench -- openvpn-connect --runs 20`.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { GatewayClient } from '../src/adapters/gateway-client';
+import { silentLogger } from '../src/adapters/log';
+import { type DecisionEvent, OpenVpnManagementAuthorizer } from '../src/adapters/openvpn/management-daemon';
+import { PLATFORMS } from '../src/domain/types';
+import { AdapterTestWorld, startDecisionEndpointForAdapterTests } from '../test/e2e/support/decision-endpoint-for-adapter-tests';
+import { writeCachedDecision } from '../src/adapters/openvpn/decision-cache';
+import { buildAdapterLauncher, connectOpenVpnClient, nodeModulesDir, openvpnVersion, startOpenVpnServer } from '../test/helpers/openvpn';
+import { createTestPki } from '../test/helpers/test-pki';
+
+/** Options of the benchmark. */
+export interface OpenVpnConnectBenchOptions {
+  /** Connects per variant (default 15). */
+  readonly runs?: number;
+  /** Gateway deadline of the adapter (default 2000 ms). */
+  readonly deadlineMs?: number;
+}
+
+/** Measured figures (milliseconds). */
+export interface OpenVpnConnectBenchResult {
+  readonly openvpnVersion: string | null;
+  readonly runs: number;
+  readonly withoutAdapter: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
+  readonly withAdapter: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
+  /** Synchronous alternative: `--tls-verify` hook answering from the local decision cache (no deferred auth). */
+  readonly withCachedTlsVerifyHook: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
+  /** median(with) / median(without). */
+  readonly ratio: number;
+  /** The adapter's own share: `>CLIENT:CONNECT` received → OpenVPN acknowledged our `client-auth-nt` (ms). */
+  readonly adapterDecision: { readonly medianMs: number; readonly p90Ms: number };
+}
+
+const quantile = (xs: readonly number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+
+/** Runs the benchmark and prints the figures. */
+export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = {}): Promise<OpenVpnConnectBenchResult> {
+  const runs = opts.runs ?? 15;
+  const work = mkdtempSync(path.join(os.tmpdir(), 'dg-bench-ovpn-'));
+  const token = 'bench-token-0123456789';
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const pki = createTestPki(path.join(work, 'pki'));
+    const world = new AdapterTestWorld();
+    const cert = pki.issueDevice('bench');
+    world.addDevice(cert.deviceId!);
+    world.addCertificate({ ...cert, deviceId: cert.deviceId! });
+    const endpoint = await startDecisionEndpointForAdapterTests({
+      token,
+      policy: { version: 'bench', allowedPlatforms: [...PLATFORMS], usernameRule: 'not_checked', maxCertificateAgeSeconds: null, ttlSeconds: 3600 },
+      ourIssuers: [pki.caSubject],
+      world,
+    });
+    cleanups.push(() => endpoint.close());
+    const common = { caFile: pki.caCertPath, certFile: pki.server.certPath, keyFile: pki.server.keyPath };
+    const plain = await startOpenVpnServer({ ...common, workDir: path.join(work, 'plain'), auth: { kind: 'none' } });
+    cleanups.push(() => plain.stop());
+    const socketPath = path.join(work, 'mgmt.sock');
+    const managed = await startOpenVpnServer({ ...common, workDir: path.join(work, 'managed'), auth: { kind: 'management', socketPath } });
+    cleanups.push(() => managed.stop());
+    const daemon = new OpenVpnManagementAuthorizer({
+      endpoint: { path: socketPath },
+      gateway: new GatewayClient({ url: endpoint.url, token, deadlineMs: opts.deadlineMs ?? 2000 }),
+      token,
+      gatewayId: 'bench',
+      log: silentLogger,
+      revocationFeed: false,
+    });
+    const decisionMs: number[] = [];
+    daemon.on('decision', (e: DecisionEvent) => decisionMs.push(e.elapsedMs));
+    daemon.start();
+    cleanups.push(() => daemon.stop());
+    for (let i = 0; i < 200 && !daemon.connected; i++) await new Promise((r) => setTimeout(r, 25));
+
+    // Variant C: the script hook at tls-verify, answered from a pre-filled cache (what the hook does for a device
+    // decided within the cache ttl); synchronous, so OpenVPN applies it without the deferred-auth timer.
+    const launcher = buildAdapterLauncher(path.join(work, 'build'));
+    const tokenFile = path.join(work, 'token');
+    writeFileSync(tokenFile, token);
+    const cachePath = path.join(work, 'cache.json');
+    writeCachedDecision(cachePath, cert.sha256, { decision: 'allow', reason_code: 'OK', decision_id: 'bench', expires_at_ms: Date.now() + 3_600_000 }, Date.now());
+    const hookOpts = path.join(work, 'hook.conf');
+    writeFileSync(hookOpts, `gateway ${endpoint.url}\ntoken-file ${tokenFile}\ncache ${cachePath}\n`);
+    const hooked = await startOpenVpnServer({
+      ...common,
+      workDir: path.join(work, 'hooked'),
+      auth: { kind: 'hook', command: `${process.execPath} ${launcher} hook --config ${hookOpts}`, hooks: ['tls-verify'], env: { NODE_PATH: nodeModulesDir() } },
+    });
+    cleanups.push(() => hooked.stop());
+
+    const connect = async (port: number, name: string): Promise<number> => {
+      const { result } = await connectOpenVpnClient({
+        workDir: path.join(work, 'clients'),
+        name,
+        port,
+        caFile: pki.caCertPath,
+        certFile: cert.certPath,
+        keyFile: cert.keyPath,
+        pollMs: 2,
+      });
+      if (result.outcome !== 'connected') throw new Error(`${name}: ${result.outcome}\n${result.log.slice(-1500)}`);
+      return result.elapsedMs;
+    };
+    // Warm-up (first TLS handshake, first HTTP connection), not counted.
+    await connect(plain.port, 'warm-plain');
+    await connect(managed.port, 'warm-managed');
+    await connect(hooked.port, 'warm-hooked');
+    const without: number[] = [];
+    const withAdapter: number[] = [];
+    const withHook: number[] = [];
+    decisionMs.length = 0;
+    for (let i = 0; i < runs; i++) {
+      // Alternate the order so drift (CPU frequency, page cache) hits both variants alike.
+      if (i % 2 === 0) {
+        without.push(await connect(plain.port, `plain-${i}`));
+        withAdapter.push(await connect(managed.port, `managed-${i}`));
+      } else {
+        withAdapter.push(await connect(managed.port, `managed-${i}`));
+        without.push(await connect(plain.port, `plain-${i}`));
+      }
+      withHook.push(await connect(hooked.port, `hooked-${i}`));
+    }
+    const result: OpenVpnConnectBenchResult = {
+      openvpnVersion: openvpnVersion(),
+      runs,
+      withoutAdapter: { medianMs: quantile(without, 0.5), p90Ms: quantile(without, 0.9), samples: without },
+      withAdapter: { medianMs: quantile(withAdapter, 0.5), p90Ms: quantile(withAdapter, 0.9), samples: withAdapter },
+      withCachedTlsVerifyHook: { medianMs: quantile(withHook, 0.5), p90Ms: quantile(withHook, 0.9), samples: withHook },
+      ratio: quantile(withAdapter, 0.5) / quantile(without, 0.5),
+      adapterDecision: { medianMs: Number(quantile(decisionMs, 0.5).toFixed(2)), p90Ms: Number(quantile(decisionMs, 0.9).toFixed(2)) },
+    };
+    const line = (name: string, r: { medianMs: number; p90Ms: number }): string =>
+      `  ${name.padEnd(44)} median ${String(r.medianMs).padStart(5)} ms   p90 ${String(r.p90Ms).padStart(5)} ms`;
+    process.stdout.write(
+      [
+        `OpenVPN ${result.openvpnVersion ?? '?'} connect time, ${runs} runs per variant (spawn → Initialization Sequence Completed)`,
+        line('baseline: certificate only (no adapter)', result.withoutAdapter),
+        line('with management adapter (POST /v1/decisions)', result.withAdapter),
+        `  ratio with/without: ${result.ratio.toFixed(3)}× (target ≤ 1.05×)`,
+        `  of which the adapter (CONNECT notification → client-auth acknowledged): median ${result.adapterDecision.medianMs} ms, p90 ${result.adapterDecision.p90Ms} ms;`,
+        '  the rest is OpenVPN applying a deferred (management/plugin/script) auth result on its next 1 s timer tick.',
+        line('alternative: tls-verify hook from local cache', result.withCachedTlsVerifyHook),
+        `  ratio hook/without: ${(result.withCachedTlsVerifyHook.medianMs / result.withoutAdapter.medianMs).toFixed(3)}× (two Node process starts per connect: depth 1 and 0)`,
+        '',
+      ].join('\n'),
+    );
+    return result;
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  const runs = Number(process.argv[2] ?? 15);
+  runOpenVpnConnectBench({ runs }).then(
+    () => process.exit(0),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
