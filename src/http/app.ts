@@ -11,7 +11,9 @@ import { authenticate } from './middleware/auth';
 import { requestLogging, requestMetrics, securityHeaders } from './middleware/request-context';
 import { loadOpenApi } from './openapi';
 import { RouteTable } from './route-table';
+import { concentratorRoutes, createConcentratorFastPath } from './routes/concentrator';
 import { deviceRoutes } from './routes/devices';
+import { enrollmentRoutes } from './routes/enrollment';
 import { operatorRoutes } from './routes/operator';
 import { pkiRoutes } from './routes/pki';
 
@@ -58,12 +60,23 @@ export function createApp(deps: AppDeps): App {
 
   app.use(deviceRoutes(table, deps.services.registry, { importBodyLimitBytes: config.server.importBodyLimitBytes }));
   app.use(pkiRoutes(table, deps.services.pki, { ocspMaxRequestBytes: config.ca.ocsp.maxRequestBytes }));
+  app.use(concentratorRoutes(table, deps));
+  app.use(
+    enrollmentRoutes(table, deps.services.enrollment, {
+      rateLimits: deps.store.rateLimits,
+      clock: deps.clock,
+      maxRequestBytes: config.enrollment.maxRequestBytes,
+      perMinute: config.enrollment.requestsPerMinutePerAddress,
+    }),
+  );
 
   app.use(notFoundHandler);
   app.use(errorHandler);
 
+  // The connection-time decision is the hot path: a lean handler answers it before Express routing runs.
+  const fastPath = createConcentratorFastPath(table, deps);
   const listener = ((req: IncomingMessage, res: ServerResponse) => {
-    app(req, res);
+    if (!fastPath(req, res)) app(req, res);
   }) as App;
   Object.defineProperty(listener, 'routes', { value: table });
   return listener;

@@ -8,6 +8,8 @@ import type { Metrics } from '../metrics/registry';
 import type { Store } from '../store/types';
 import { auditActor } from './actors';
 import { openAuditTrail, type AuditTrail } from './audit-trail';
+import { createDecisionService, type DecisionService } from './decisions';
+import { EnrollmentService, tpmPolicyFromConfig } from './enrollment';
 import { PkiService } from './pki';
 import { DeviceRegistry } from './registry';
 
@@ -15,6 +17,8 @@ import { DeviceRegistry } from './registry';
 export interface Services {
   readonly apiTokens: ApiTokenService;
   readonly audit: AuditTrail;
+  readonly decisions: DecisionService;
+  readonly enrollment: EnrollmentService;
   readonly pki: PkiService;
   readonly registry: DeviceRegistry;
   /** Stops background work (timers, subscriptions) and flushes the audit log before the store closes. */
@@ -82,12 +86,28 @@ export async function buildServices(deps: ServiceDeps): Promise<Services> {
     enrollmentTokenTtlSeconds: config.enrollment.tokenTtlSeconds,
     revoker: pki,
   });
+  const enrollment = new EnrollmentService({
+    store,
+    clock,
+    audit: audit.recorder,
+    pki,
+    metrics: deps.metrics,
+    policy: tpmPolicyFromConfig(config),
+    challengeTtlMs: config.enrollment.challengeTtlSeconds * 1000,
+    renewalNonceTtlMs: config.tpm.nonceTtlSeconds * 1000,
+    renewalEnabled: config.enrollment.renewalEnabled,
+  });
+  const decisions = createDecisionService({ config, store, clock, logger, metrics: deps.metrics, audit: audit.recorder, pki });
   return {
     apiTokens,
     audit,
+    decisions,
+    enrollment,
     pki,
     registry,
     async close() {
+      // Decisions first (stops feeds and subscriptions), then the audit log drains, then the CA closes HSM sessions.
+      await decisions.close();
       await audit.log.close();
       await pki.close();
     },
