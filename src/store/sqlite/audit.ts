@@ -1,3 +1,4 @@
+import type { WriteBatcher } from './write-batcher';
 import type { Database, Statement } from 'better-sqlite3';
 import type { AuditEntry } from '../../domain/types';
 import { decodeCursor, encodeCursor } from '../cursor';
@@ -47,7 +48,10 @@ export class SqliteAuditStore implements AuditStore {
   private readonly firstStmt: Statement;
   private readonly deleteStmt: Statement;
 
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    private readonly writer: WriteBatcher,
+  ) {
     this.readHead = db.prepare("SELECT value FROM meta WHERE key = 'audit_head'");
     this.writeHead = db.prepare(
       "INSERT INTO meta (key, value) VALUES ('audit_head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -69,9 +73,10 @@ export class SqliteAuditStore implements AuditStore {
     return this.currentHead();
   }
 
-  async appendIfHead(expected: AuditHead | null, entries: readonly AuditEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    const run = this.db.transaction(() => {
+  appendIfHead(expected: AuditHead | null, entries: readonly AuditEntry[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    // Head check and inserts share one write-batcher savepoint: the compare-and-set cannot interleave.
+    return this.writer.run(() => {
       const head = this.currentHead();
       if (!sameHead(head, expected)) throw new ConflictError('audit head');
       checkLinkage(expected, entries);
@@ -82,18 +87,12 @@ export class SqliteAuditStore implements AuditStore {
           if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
             throw new ConflictError(`audit event ${e.eventId} (duplicate event id)`, { cause: err });
           }
-          throw err;
+          mapSqliteError(err, 'audit entry');
         }
       }
       const last = entries[entries.length - 1] as AuditEntry;
       this.writeHead.run(JSON.stringify({ seq: last.seq, hash: last.hash }));
     });
-    try {
-      run.immediate();
-    } catch (e) {
-      if (e instanceof ConflictError) throw e;
-      mapSqliteError(e, 'audit entry');
-    }
   }
 
   async existingEventIds(eventIds: readonly string[]): Promise<Set<string>> {
@@ -156,8 +155,10 @@ export class SqliteAuditStore implements AuditStore {
     return (this.firstStmt.get() as { s: number | null }).s;
   }
 
-  async deletePrefix(beforeSeq: number): Promise<number> {
-    return this.deleteStmt.run(beforeSeq).changes;
+  deletePrefix(beforeSeq: number): Promise<number> {
+    return this.writer.run(() => {
+      return this.deleteStmt.run(beforeSeq).changes;
+    });
   }
 }
 

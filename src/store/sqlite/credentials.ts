@@ -1,3 +1,4 @@
+import type { WriteBatcher } from './write-batcher';
 import type { Database, Statement } from 'better-sqlite3';
 import type { ApiToken, EnrollmentToken, Role } from '../../domain/types';
 import { ConflictError, NotFoundError } from '../errors';
@@ -27,7 +28,10 @@ export class SqliteEnrollmentTokenStore implements EnrollmentTokenStore {
   private readonly select: Statement;
   private readonly markSpent: Statement;
 
-  constructor(private readonly db: Database) {
+  constructor(
+    db: Database,
+    private readonly writer: WriteBatcher,
+  ) {
     this.insert = db.prepare(
       'INSERT INTO enrollment_tokens (token_hash, device_id, created_at, expires_at, created_by, spent_at) VALUES (?, ?, ?, ?, ?, ?)',
     );
@@ -37,12 +41,14 @@ export class SqliteEnrollmentTokenStore implements EnrollmentTokenStore {
     );
   }
 
-  async create(t: EnrollmentToken): Promise<void> {
-    try {
-      this.insert.run(t.tokenHash, t.deviceId, t.createdAt, t.expiresAt, t.createdBy, t.spentAt);
-    } catch (e) {
-      mapSqliteError(e, 'enrollment token');
-    }
+  create(t: EnrollmentToken): Promise<void> {
+    return this.writer.run(() => {
+      try {
+        this.insert.run(t.tokenHash, t.deviceId, t.createdAt, t.expiresAt, t.createdBy, t.spentAt);
+      } catch (e) {
+        mapSqliteError(e, 'enrollment token');
+      }
+    });
   }
 
   async get(tokenHash: string): Promise<EnrollmentToken | null> {
@@ -50,12 +56,14 @@ export class SqliteEnrollmentTokenStore implements EnrollmentTokenStore {
     return row ? tokenFromRow(row) : null;
   }
 
-  async spend(tokenHash: string, deviceId: string, now: number): Promise<EnrollmentToken> {
-    // One conditional UPDATE is the compare-and-set: only the caller whose statement flips spent_at wins.
-    const row = this.markSpent.get({ hash: tokenHash, device: deviceId, now }) as TokenRow | undefined;
-    if (row) return tokenFromRow(row);
-    if (!this.select.get(tokenHash)) throw new NotFoundError('enrollment token');
-    throw new ConflictError('enrollment token (spent, expired or bound to another device)');
+  spend(tokenHash: string, deviceId: string, now: number): Promise<EnrollmentToken> {
+    return this.writer.run(() => {
+      // One conditional UPDATE is the compare-and-set: only the caller whose statement flips spent_at wins.
+      const row = this.markSpent.get({ hash: tokenHash, device: deviceId, now }) as TokenRow | undefined;
+      if (row) return tokenFromRow(row);
+      if (!this.select.get(tokenHash)) throw new NotFoundError('enrollment token');
+      throw new ConflictError('enrollment token (spent, expired or bound to another device)');
+    });
   }
 }
 
@@ -85,7 +93,10 @@ export class SqliteApiTokenStore implements ApiTokenStore {
   private readonly all: Statement;
   private readonly revokeStmt: Statement;
 
-  constructor(db: Database) {
+  constructor(
+    db: Database,
+    private readonly writer: WriteBatcher,
+  ) {
     this.insert = db.prepare(
       'INSERT INTO api_tokens (id, name, role, secret_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
@@ -94,12 +105,14 @@ export class SqliteApiTokenStore implements ApiTokenStore {
     this.revokeStmt = db.prepare('UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?');
   }
 
-  async create(t: ApiToken): Promise<void> {
-    try {
-      this.insert.run(t.id, t.name, t.role, t.secretHash, t.createdAt, t.expiresAt, t.revokedAt);
-    } catch (e) {
-      mapSqliteError(e, `API token ${t.name}`);
-    }
+  create(t: ApiToken): Promise<void> {
+    return this.writer.run(() => {
+      try {
+        this.insert.run(t.id, t.name, t.role, t.secretHash, t.createdAt, t.expiresAt, t.revokedAt);
+      } catch (e) {
+        mapSqliteError(e, `API token ${t.name}`);
+      }
+    });
   }
 
   async get(id: string): Promise<ApiToken | null> {
@@ -111,7 +124,9 @@ export class SqliteApiTokenStore implements ApiTokenStore {
     return (this.all.all() as ApiTokenRow[]).map(apiTokenFromRow);
   }
 
-  async revoke(id: string, now: number): Promise<void> {
-    if (this.revokeStmt.run(now, id).changes === 0) throw new NotFoundError(`API token ${id}`);
+  revoke(id: string, now: number): Promise<void> {
+    return this.writer.run(() => {
+      if (this.revokeStmt.run(now, id).changes === 0) throw new NotFoundError(`API token ${id}`);
+    });
   }
 }

@@ -1,3 +1,4 @@
+import type { WriteBatcher } from './write-batcher';
 import type { Database, Statement } from 'better-sqlite3';
 import type { Device, Platform, DeviceStatus } from '../../domain/types';
 import { decodeCursor, encodeCursor } from '../cursor';
@@ -100,25 +101,34 @@ export class SqliteDeviceStore implements DeviceStore {
   private readonly bySerial: Statement;
   private readonly byEk: Statement;
   private readonly updateRow: Statement;
+  private readonly upsertRow: Statement;
 
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    private readonly writer: WriteBatcher,
+  ) {
     this.insert = db.prepare(
       `INSERT INTO devices (${COLUMNS}) VALUES (@id, @serial_number, @asset_tag, @model, @platform, @owner, @department, @status, @status_reason, @ek_hash, @ek_cert_pem, @attestation_key, @created_at, @updated_at, @version)`,
     );
     this.byId = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE id = ?`);
     this.bySerial = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE serial_number = ?`);
     this.byEk = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE ek_hash = ?`);
+    this.upsertRow = db.prepare(
+      `UPDATE devices SET asset_tag=@asset_tag, model=@model, platform=@platform, owner=@owner, department=@department, ek_hash=@ek_hash, ek_cert_pem=coalesce(@ek_cert_pem, ek_cert_pem), updated_at=@updated_at, version=version+1 WHERE serial_number=@serial_number`,
+    );
     this.updateRow = db.prepare(
       `UPDATE devices SET serial_number=@serial_number, asset_tag=@asset_tag, model=@model, platform=@platform, owner=@owner, department=@department, status=@status, status_reason=@status_reason, ek_hash=@ek_hash, ek_cert_pem=@ek_cert_pem, attestation_key=@attestation_key, updated_at=@updated_at, version=@version WHERE id=@id`,
     );
   }
 
-  async create(device: Device): Promise<void> {
-    try {
-      this.insert.run(toRow(device));
-    } catch (e) {
-      mapSqliteError(e, `device ${device.id} / serial ${device.serialNumber}`);
-    }
+  create(device: Device): Promise<void> {
+    return this.writer.run(() => {
+      try {
+        this.insert.run(toRow(device));
+      } catch (e) {
+        mapSqliteError(e, `device ${device.id} / serial ${device.serialNumber}`);
+      }
+    });
   }
 
   async get(id: string): Promise<Device> {
@@ -137,22 +147,21 @@ export class SqliteDeviceStore implements DeviceStore {
     return row ? fromRow(row) : null;
   }
 
-  async update(id: string, patch: DevicePatch, expectedVersion?: number): Promise<Device> {
-    const run = this.db.transaction((): Device => {
+  update(id: string, patch: DevicePatch, expectedVersion?: number): Promise<Device> {
+    // Read, compare and write inside one write-batcher savepoint: the version check cannot race.
+    return this.writer.run((): Device => {
       const row = this.byId.get(id) as DeviceRow | undefined;
       if (!row) throw new NotFoundError(`device ${id}`);
       if (expectedVersion !== undefined && row.version !== expectedVersion) throw new ConflictError(`device ${id}`);
       const current = fromRow(row);
       const next: Device = { ...current, ...patch, id, createdAt: current.createdAt, version: current.version + 1 };
-      const r = toRow(next);
       try {
-        this.updateRow.run(r);
+        this.updateRow.run(toRow(next));
       } catch (e) {
         mapSqliteError(e, `device serial ${next.serialNumber} or EK`);
       }
       return next;
     });
-    return run.immediate();
   }
 
   async list(filter: DeviceFilter, page: PageRequest): Promise<Page<Device>> {
@@ -179,22 +188,22 @@ export class SqliteDeviceStore implements DeviceStore {
     return (this.db.prepare(`SELECT count(*) AS n FROM devices WHERE ${sql}`).get(params) as { n: number }).n;
   }
 
-  async upsertManyBySerial(devices: readonly Device[]): Promise<{ created: number; updated: number }> {
-    const update = this.db.prepare(
-      `UPDATE devices SET asset_tag=@asset_tag, model=@model, platform=@platform, owner=@owner, department=@department, ek_hash=@ek_hash, ek_cert_pem=coalesce(@ek_cert_pem, ek_cert_pem), updated_at=@updated_at, version=version+1 WHERE serial_number=@serial_number`,
-    );
+  upsertManyBySerial(devices: readonly Device[]): Promise<{ created: number; updated: number }> {
     const serials = new Set<string>();
     for (const d of devices) {
-      if (serials.has(d.serialNumber)) throw new AlreadyExistsError(`device serial ${d.serialNumber} (twice in one import)`);
+      if (serials.has(d.serialNumber)) {
+        return Promise.reject(new AlreadyExistsError(`device serial ${d.serialNumber} (twice in one import)`));
+      }
       serials.add(d.serialNumber);
     }
-    const run = this.db.transaction(() => {
+    // All rows in one write-batcher savepoint: a failing row rolls back the whole import and nothing else.
+    return this.writer.run(() => {
       let created = 0;
       let updated = 0;
       for (const d of devices) {
         const row = toRow(d);
         try {
-          if (update.run(row).changes === 1) updated++;
+          if (this.upsertRow.run(row).changes === 1) updated++;
           else {
             this.insert.run(row);
             created++;
@@ -205,11 +214,5 @@ export class SqliteDeviceStore implements DeviceStore {
       }
       return { created, updated };
     });
-    try {
-      return run.immediate();
-    } catch (e) {
-      if (e instanceof AlreadyExistsError) throw e;
-      return mapSqliteError(e, 'device import');
-    }
   }
 }

@@ -1,3 +1,4 @@
+import type { WriteBatcher } from './write-batcher';
 import type { Database, Statement } from 'better-sqlite3';
 import { AlreadyExistsError } from '../errors';
 import type { NonceStore, RateLimitStore } from '../types';
@@ -14,7 +15,10 @@ export class SqliteNonceStore implements NonceStore {
   private readonly sweep: Statement;
   private writes = 0;
 
-  constructor(db: Database) {
+  constructor(
+    db: Database,
+    private readonly writer: WriteBatcher,
+  ) {
     this.select = db.prepare('SELECT value, expires_at FROM nonces WHERE key = ?');
     // A live row blocks the insert; an expired row is replaced. One statement, so it is atomic across processes.
     this.insertNew = db.prepare(
@@ -28,11 +32,13 @@ export class SqliteNonceStore implements NonceStore {
     this.sweep = db.prepare('DELETE FROM nonces WHERE expires_at <= ?');
   }
 
-  async put(key: string, value: string, ttlMs: number, now: number, options: { overwrite?: boolean } = {}): Promise<void> {
-    const params = { key, value, exp: now + ttlMs, now };
-    if (options.overwrite) this.upsert.run(params);
-    else if (this.insertNew.run(params).changes === 0) throw new AlreadyExistsError(`nonce ${key}`);
-    if (++this.writes % SWEEP_EVERY === 0) this.sweep.run(now);
+  put(key: string, value: string, ttlMs: number, now: number, options: { overwrite?: boolean } = {}): Promise<void> {
+    return this.writer.run(() => {
+      const params = { key, value, exp: now + ttlMs, now };
+      if (options.overwrite) this.upsert.run(params);
+      else if (this.insertNew.run(params).changes === 0) throw new AlreadyExistsError(`nonce ${key}`);
+      if (++this.writes % SWEEP_EVERY === 0) this.sweep.run(now);
+    });
   }
 
   async get(key: string, now: number): Promise<string | null> {
@@ -40,14 +46,18 @@ export class SqliteNonceStore implements NonceStore {
     return row && row.expires_at > now ? row.value : null;
   }
 
-  async consume(key: string, now: number): Promise<string | null> {
-    // DELETE ... RETURNING: the row goes away in the same statement that reads it, so only one caller gets it.
-    const row = this.take.get(key) as { value: string; expires_at: number } | undefined;
-    return row && row.expires_at > now ? row.value : null;
+  consume(key: string, now: number): Promise<string | null> {
+    return this.writer.run(() => {
+      // DELETE ... RETURNING: the row goes away in the same statement that reads it, so only one caller gets it.
+      const row = this.take.get(key) as { value: string; expires_at: number } | undefined;
+      return row && row.expires_at > now ? row.value : null;
+    });
   }
 
-  async delete(key: string): Promise<void> {
-    this.remove.run(key);
+  delete(key: string): Promise<void> {
+    return this.writer.run(() => {
+      this.remove.run(key);
+    });
   }
 }
 
@@ -56,18 +66,23 @@ export class SqliteRateLimitStore implements RateLimitStore {
   private readonly sweep: Statement;
   private writes = 0;
 
-  constructor(db: Database) {
+  constructor(
+    db: Database,
+    private readonly writer: WriteBatcher,
+  ) {
     this.bump = db.prepare(
       'INSERT INTO rate_limits (key, window_start, count) VALUES (?, ?, 1) ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 RETURNING count',
     );
     this.sweep = db.prepare('DELETE FROM rate_limits WHERE window_start < ?');
   }
 
-  async hit(key: string, windowMs: number, now: number): Promise<number> {
-    const windowStart = now - (now % windowMs);
-    const { count } = this.bump.get(key, windowStart) as { count: number };
-    // Windows older than a day are of no use to any limiter.
-    if (++this.writes % SWEEP_EVERY === 0) this.sweep.run(now - 86_400_000);
-    return count;
+  hit(key: string, windowMs: number, now: number): Promise<number> {
+    return this.writer.run(() => {
+      const windowStart = now - (now % windowMs);
+      const { count } = this.bump.get(key, windowStart) as { count: number };
+      // Windows older than a day are of no use to any limiter.
+      if (++this.writes % SWEEP_EVERY === 0) this.sweep.run(now - 86_400_000);
+      return count;
+    });
   }
 }

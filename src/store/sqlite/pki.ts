@@ -1,3 +1,4 @@
+import type { WriteBatcher } from './write-batcher';
 import type { Database, Statement } from 'better-sqlite3';
 import type { CertificateRecord, Revocation, RevocationReason } from '../../domain/types';
 import { decodeCursor, encodeCursor } from '../cursor';
@@ -32,7 +33,10 @@ export class SqliteCertificateStore implements CertificateStore {
   private readonly bySha: Statement;
   private readonly byDevice: Statement;
 
-  constructor(db: Database) {
+  constructor(
+    db: Database,
+    private readonly writer: WriteBatcher,
+  ) {
     this.insert = db.prepare(
       'INSERT INTO certificates (serial_hex, device_id, sha256, not_before, not_after, pem, issued_at, issued_via) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -43,12 +47,14 @@ export class SqliteCertificateStore implements CertificateStore {
     );
   }
 
-  async put(c: CertificateRecord): Promise<void> {
-    try {
-      this.insert.run(c.serialHex, c.deviceId, c.sha256, c.notBefore, c.notAfter, c.pem, c.issuedAt, c.issuedVia);
-    } catch (e) {
-      mapSqliteError(e, `certificate ${c.serialHex}`);
-    }
+  put(c: CertificateRecord): Promise<void> {
+    return this.writer.run(() => {
+      try {
+        this.insert.run(c.serialHex, c.deviceId, c.sha256, c.notBefore, c.notAfter, c.pem, c.issuedAt, c.issuedVia);
+      } catch (e) {
+        mapSqliteError(e, `certificate ${c.serialHex}`);
+      }
+    });
   }
 
   async getBySerial(serialHex: string): Promise<CertificateRecord | null> {
@@ -91,7 +97,10 @@ export class SqliteRevocationStore implements RevocationStore {
   private readonly bumpGeneration: Statement;
   private readonly readGeneration: Statement;
 
-  constructor(private readonly db: Database) {
+  constructor(
+    db: Database,
+    private readonly writer: WriteBatcher,
+  ) {
     this.insert = db.prepare(
       'INSERT INTO revocations (serial_hex, device_id, reason, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)',
     );
@@ -104,16 +113,16 @@ export class SqliteRevocationStore implements RevocationStore {
     this.readGeneration = db.prepare("SELECT value FROM meta WHERE key = 'revocation_generation'");
   }
 
-  async revoke(r: Revocation): Promise<void> {
-    const run = this.db.transaction(() => {
-      this.insert.run(r.serialHex, r.deviceId, r.reason, r.revokedAt, r.revokedBy);
+  revoke(r: Revocation): Promise<void> {
+    return this.writer.run(() => {
+      // The write batcher's savepoint makes the insert and the generation bump one atomic step.
+      try {
+        this.insert.run(r.serialHex, r.deviceId, r.reason, r.revokedAt, r.revokedBy);
+      } catch (e) {
+        mapSqliteError(e, `revocation of ${r.serialHex}`);
+      }
       this.bumpGeneration.run();
     });
-    try {
-      run.immediate();
-    } catch (e) {
-      mapSqliteError(e, `revocation of ${r.serialHex}`);
-    }
   }
 
   async get(serialHex: string): Promise<Revocation | null> {
