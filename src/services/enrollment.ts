@@ -194,11 +194,14 @@ export class EnrollmentService {
       ekPublicSha256: started.ek.ekPublicSha256,
     };
     const expiresAt = now + this.deps.challengeTtlMs;
-    await this.deps.store.nonces.put(`enroll:${enrollmentId}`, JSON.stringify(pending), this.deps.challengeTtlMs, now);
-    await this.deps.audit.append({
-      type: 'device.enroll.start',
-      data: { deviceId: device.id, peer: peer.ip ? { ip: peer.ip } : null, platform: device.platform },
-    });
+    // Independent durable writes go out together so they share one group commit.
+    await Promise.all([
+      this.deps.store.nonces.put(`enroll:${enrollmentId}`, JSON.stringify(pending), this.deps.challengeTtlMs, now),
+      this.deps.audit.append({
+        type: 'device.enroll.start',
+        data: { deviceId: device.id, peer: peer.ip ? { ip: peer.ip } : null, platform: device.platform },
+      }),
+    ]);
     this.deps.metrics.enrollments.inc({ step: 'start', outcome: 'ok' });
     return {
       enrollmentId,
@@ -262,11 +265,13 @@ export class EnrollmentService {
       return this.fail('issue', device.id, peer, e);
     }
     await this.deps.store.devices.update(device.id, { status: 'active', statusReason: null, attestationKey: pending.akPublic, updatedAt: now });
-    await this.deps.audit.append({
-      type: 'device.enroll.attest',
-      data: { deviceId: device.id, format: 'tpm', ekPublicSha256: pending.ekPublicSha256 },
-    });
-    await this.deps.audit.append({ type: 'device.enroll.complete', data: { deviceId: device.id, certSerialHex: issued.serialHex } });
+    await Promise.all([
+      this.deps.audit.append({
+        type: 'device.enroll.attest',
+        data: { deviceId: device.id, format: 'tpm', ekPublicSha256: pending.ekPublicSha256 },
+      }),
+      this.deps.audit.append({ type: 'device.enroll.complete', data: { deviceId: device.id, certSerialHex: issued.serialHex } }),
+    ]);
     this.deps.metrics.enrollments.inc({ step: 'finish', outcome: 'ok' });
     return {
       deviceId: device.id,

@@ -84,8 +84,11 @@ export class PkiService implements DeviceCertificateRevoker {
       issuedVia: input.via,
     });
     const { der, keyKind: _keyKind, ...record } = issued;
-    await this.deps.store.certificates.put(record);
-    await this.deps.audit.append({
+    // The record and its audit entry are independent writes; together they share one group commit. The audit
+    // entry is true even if storing the record failed: the CA has signed the certificate either way.
+    await Promise.all([
+      this.deps.store.certificates.put(record),
+      this.deps.audit.append({
       type: 'cert.issue',
       ...(input.actor ? { actor: auditActor(input.actor) } : {}),
       data: {
@@ -94,9 +97,10 @@ export class PkiService implements DeviceCertificateRevoker {
         sha256: record.sha256,
         notBefore: new Date(record.notBefore).toISOString(),
         notAfter: new Date(record.notAfter).toISOString(),
-        via: input.via,
-      },
-    });
+          via: input.via,
+        },
+      }),
+    ]);
     this.deps.metrics.certificatesIssued.inc({ via: input.via });
     return { ...record, der };
   }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Database } from 'better-sqlite3';
 import { StoreUnavailableError } from '../errors';
 import { mapSqliteError } from './db-errors';
@@ -19,10 +20,16 @@ interface Pending {
 export class WriteBatcher {
   private queue: Pending[] = [];
   private scheduled = false;
+  private lastFlushEnd = 0;
 
+  /**
+   * @param coalesceMs Under load (another flush ended less than this long ago) the next flush waits this long to
+   *   gather more writes into its fsync; an idle store flushes on the next turn of the event loop.
+   */
   constructor(
     private readonly db: Database,
     private readonly isClosed: () => boolean,
+    private readonly coalesceMs = 2,
   ) {}
 
   run<T>(op: () => T): Promise<T> {
@@ -34,7 +41,8 @@ export class WriteBatcher {
       this.queue.push({ op, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        if (performance.now() - this.lastFlushEnd < this.coalesceMs) setTimeout(() => this.flush(), this.coalesceMs);
+        else setImmediate(() => this.flush());
       }
     });
   }
@@ -81,6 +89,7 @@ export class WriteBatcher {
       for (const p of batch) p.reject(err);
       return;
     }
+    this.lastFlushEnd = performance.now();
     batch.forEach((p, i) => {
       const r = results[i] as { ok: boolean; value: unknown };
       if (r.ok) p.resolve(r.value);
