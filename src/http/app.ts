@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger';
 import type { Metrics } from '../metrics/registry';
 import type { Services } from '../services';
 import type { Store } from '../store/types';
+import { consoleRoutes, sessionPrincipalResolver } from './console';
 import { errorHandler, notFoundHandler } from './errors';
 import { authenticate } from './middleware/auth';
 import { requestLogging, requestMetrics, securityHeaders } from './middleware/request-context';
@@ -47,7 +48,14 @@ export function createApp(deps: AppDeps): App {
   app.use(requestMetrics(deps.metrics));
   app.use(securityHeaders(config.server.tls.enabled));
   app.use(express.json({ limit: config.server.jsonBodyLimitBytes, strict: true, type: ['application/json', 'application/*+json'] }));
-  app.use(authenticate(deps.services.apiTokens, { itAdminMayReadAudit: config.audit.itAdminMayReadRawLogs }));
+  const sessionResolver = sessionPrincipalResolver(deps);
+  app.use(
+    authenticate(
+      deps.services.apiTokens,
+      { itAdminMayReadAudit: config.audit.itAdminMayReadRawLogs },
+      sessionResolver ? [sessionResolver] : [],
+    ),
+  );
 
   app.use(
     operatorRoutes(table, {
@@ -69,6 +77,8 @@ export function createApp(deps: AppDeps): App {
       perMinute: config.enrollment.requestsPerMinutePerAddress,
     }),
   );
+
+  app.use(consoleRoutes(table, deps));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -12,6 +12,7 @@ import { createDecisionService, type DecisionService } from './decisions';
 import { EnrollmentService, tpmPolicyFromConfig } from './enrollment';
 import { PkiService } from './pki';
 import { DeviceRegistry } from './registry';
+import { createSso, type Sso } from './sso';
 
 /** Everything the HTTP edge and the CLI call. Built once by `buildServices`; the only place that wires modules. */
 export interface Services {
@@ -21,6 +22,8 @@ export interface Services {
   readonly enrollment: EnrollmentService;
   readonly pki: PkiService;
   readonly registry: DeviceRegistry;
+  /** SAML single sign-on and browser sessions; null when `saml.enabled` is false. */
+  readonly sso: Sso | null;
   /** Stops background work (timers, subscriptions) and flushes the audit log before the store closes. */
   close(): Promise<void>;
 }
@@ -97,6 +100,7 @@ export async function buildServices(deps: ServiceDeps): Promise<Services> {
     renewalNonceTtlMs: config.tpm.nonceTtlSeconds * 1000,
     renewalEnabled: config.enrollment.renewalEnabled,
   });
+  const sso = await createSso({ ...deps, audit: audit.recorder });
   const decisions = createDecisionService({ config, store, clock, logger, metrics: deps.metrics, audit: audit.recorder, pki });
   return {
     apiTokens,
@@ -105,7 +109,9 @@ export async function buildServices(deps: ServiceDeps): Promise<Services> {
     enrollment,
     pki,
     registry,
+    sso,
     async close() {
+      await sso?.close();
       // Decisions first (stops feeds and subscriptions), then the audit log drains, then the CA closes HSM sessions.
       await decisions.close();
       await audit.log.close();
