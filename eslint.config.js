@@ -27,7 +27,7 @@ const boundaries = [
 ];
 
 module.exports = tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', 'bench/out/**', '**/*.js', '!eslint.config.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', 'bench/out/**', '**/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -59,10 +59,5 @@ module.exports = tseslint.config(
       '@typescript-eslint/unbound-method': 'off',
       'no-console': 'off',
     },
-  },
-  {
-    files: ['eslint.config.js'],
-    languageOptions: { globals: { require: 'readonly', module: 'writable', __dirname: 'readonly' } },
-    ...tseslint.configs.disableTypeChecked,
   },
 );

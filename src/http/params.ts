@@ -1,3 +1,4 @@
+import type { Principal } from '../auth/permissions';
 import { badRequest } from '../domain/errors';
 
 /** Reads a single string query parameter; repeated or non-string values are a 400, not silently the first one. */
@@ -38,7 +39,7 @@ export function queryEnum<T extends string>(query: unknown, name: string, allowe
 }
 
 /** The authenticated principal of a request on a route behind `authorize` (always set there). */
-export function principalOf(req: { principal?: import('../auth/permissions').Principal }): import('../auth/permissions').Principal {
+export function principalOf(req: { principal?: Principal }): Principal {
   if (!req.principal) throw new Error('route without authorize() reached a handler that needs a principal');
   return req.principal;
 }

@@ -1,6 +1,6 @@
 import type { Principal } from '../auth/permissions';
 import type { BuiltCrl, CertificateAuthority, CrlEntry } from '../ca';
-import type { OcspResponder, OcspResult } from '../ca/ocsp';
+import { decodeOcspGetPath, OCSP_MALFORMED_REQUEST, type OcspResponder, type OcspResult } from '../ca/ocsp';
 import type { CaConfig } from '../config/sections/ca';
 import { badRequest, conflict, notFound } from '../domain/errors';
 import { REVOCATION_REASONS, type CertificateRecord, type RevocationReason } from '../domain/types';
@@ -196,6 +196,16 @@ export class PkiService implements DeviceCertificateRevoker {
       generation = -this.deps.clock.nowMs();
     }
     return this.ocsp.respond(requestDer, { nowMs: this.deps.clock.nowMs(), generation });
+  }
+
+  /**
+   * Answers the RFC 6960 A.1 GET form: `raw` is everything after `/v1/ocsp/` (URL-encoded base64, may contain '/').
+   * Undecodable input gets the `malformedRequest` response, never an exception.
+   */
+  async ocspRespondGet(raw: string, maxRequestBytes: number): Promise<Buffer> {
+    const der = decodeOcspGetPath(raw, maxRequestBytes);
+    if (!der) return OCSP_MALFORMED_REQUEST;
+    return (await this.ocspRespond(der)).der;
   }
 
   async close(): Promise<void> {

@@ -31,7 +31,7 @@ const text = (max: number) =>
     .string()
     .trim()
     .max(max)
-    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+    .refine((v) => !/\p{Cc}/u.test(v), 'must not contain control characters');
 const optionalText = (max: number) =>
   z.preprocess((v) => (v === '' || v === undefined ? null : v), text(max).nullable()).optional();
 

@@ -52,11 +52,10 @@ export function registerDeviceCommands(program: Command, run: RunWithContext): v
     .action((opts: { status?: string; limit: number }, cmd: Command) =>
       run(cmd.optsWithGlobals<GlobalOptions>(), async (ctx) => {
         const page = await ctx.services.registry.list({ status: opts.status as never }, { limit: opts.limit });
-        const rows = page.items.map(deviceToApi);
-        output(ctx.json, rows, () =>
-          rows.length === 0
+        output(ctx.json, page.items.map(deviceToApi), () =>
+          page.items.length === 0
             ? 'No devices.'
-            : rows.map((d) => `${String(d.id)}  ${String(d.status).padEnd(10)} ${String(d.platform).padEnd(8)} ${String(d.serial_number)}  ${String(d.owner ?? '')}`).join('\n'),
+            : page.items.map((d) => `${d.id}  ${d.status.padEnd(10)} ${d.platform.padEnd(8)} ${d.serialNumber}  ${d.owner ?? ''}`).join('\n'),
         );
       }),
     );

@@ -73,7 +73,7 @@ export function deviceRoutes(table: RouteTable, registry: DeviceRegistry, option
       if (body.ttl_seconds !== undefined && typeof body.ttl_seconds !== 'number') {
         throw badRequest('INVALID_TTL', 'ttl_seconds must be a number.');
       }
-      const t = await registry.createEnrollmentToken(id(req.params.id), { ttlSeconds: body.ttl_seconds as number | undefined }, principalOf(req));
+      const t = await registry.createEnrollmentToken(id(req.params.id), { ttlSeconds: body.ttl_seconds }, principalOf(req));
       res.status(201).json({ token: t.token, device_id: t.deviceId, expires_at: new Date(t.expiresAt).toISOString() });
     },
   );

@@ -1,5 +1,4 @@
 import express, { Router } from 'express';
-import { OCSP_MALFORMED_REQUEST, decodeOcspGetPath } from '../../ca/ocsp';
 import { parseRevocationReason, type PkiService } from '../../services/pki';
 import { principalOf, queryEnum } from '../params';
 import type { RouteTable } from '../route-table';
@@ -42,13 +41,7 @@ export function pkiRoutes(table: RouteTable, pki: PkiService, options: { ocspMax
   // RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}; base64 may contain '/'.
   table.add(router, '', { method: 'get', path: '/v1/ocsp/*request', access: 'public' }, async (req, res) => {
     const raw = req.originalUrl.slice(req.originalUrl.indexOf('/v1/ocsp/') + '/v1/ocsp/'.length).split('?')[0] ?? '';
-    const der = decodeOcspGetPath(raw, options.ocspMaxRequestBytes);
-    if (!der) {
-      res.status(200).type(OCSP_TYPE).send(OCSP_MALFORMED_REQUEST);
-      return;
-    }
-    const result = await pki.ocspRespond(der);
-    res.status(200).type(OCSP_TYPE).send(result.der);
+    res.status(200).type(OCSP_TYPE).send(await pki.ocspRespondGet(raw, options.ocspMaxRequestBytes));
   });
 
   table.add(router, '', { method: 'post', path: '/v1/certificates/:serial/revoke', access: 'certificates:revoke' }, async (req, res) => {
