@@ -3,9 +3,8 @@
  * ≤ 1.05× the connect without the adapter).
  *
  * Two OpenVPN servers on 127.0.0.1 with the same PKI and settings: A authenticates by certificate only; B adds
- * `--management-client-auth` answered by the in-process `OpenVpnManagementAuthorizer`, which asks a decision
- * endpoint (decision-endpoint-for-adapter-tests: the real normalise → gatherFacts → decide pipeline over an
- * in-memory registry) for every CONNECT. Clients (`--dev null`) alternate between A and B; each run is timed from
+ * `--management-client-auth` answered by the in-process `OpenVpnManagementAuthorizer`, which asks the real
+ * devicegate app (SQLite store, dev CA, audit log; `POST /v1/decisions`) for every CONNECT. Clients (`--dev null`) alternate between A and B; each run is timed from
  * process spawn to `Initialization Sequence Completed` in the client log. Prints the medians, p90s and the ratio,
  * the adapter's own share of the time, and a third variant C for comparison: the synchronous `--tls-verify` hook
  * answering from its local decision cache.
@@ -13,14 +12,13 @@
  * Needs root and /dev/net/tun (server side). Run: `node -r ./scripts/ts-register.js bench/openvpn-connect.ts [runs]`
  * or, once registered in bench/run.js, `npm run bench -- openvpn-connect --runs 20`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GatewayClient } from '../src/adapters/gateway-client';
 import { silentLogger } from '../src/adapters/log';
 import { type DecisionEvent, OpenVpnManagementAuthorizer } from '../src/adapters/openvpn/management-daemon';
-import { PLATFORMS } from '../src/domain/types';
-import { AdapterTestWorld, startDecisionEndpointForAdapterTests } from '../test/e2e/support/decision-endpoint-for-adapter-tests';
+import { startLiveGateway } from '../test/e2e/support/devicegate';
 import { writeCachedDecision } from '../src/adapters/openvpn/decision-cache';
 import { buildAdapterLauncher, connectOpenVpnClient, nodeModulesDir, openvpnVersion, startOpenVpnServer } from '../test/helpers/openvpn';
 import { createTestPki } from '../test/helpers/test-pki';
@@ -41,6 +39,10 @@ export interface OpenVpnConnectBenchResult {
   readonly withAdapter: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
   /** Synchronous alternative: `--tls-verify` hook answering from the local decision cache (no deferred auth). */
   readonly withCachedTlsVerifyHook: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
+  /** The shipped POSIX-sh tls-verify hook (docker/openvpn/devicegate-tls-verify.sh) asking devicegate every time. */
+  readonly withShHookAsking: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
+  /** The same hook answering from its cache. */
+  readonly withShHookCached: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
   /** median(with) / median(without). */
   readonly ratio: number;
   /** The adapter's own share: `>CLIENT:CONNECT` received → OpenVPN acknowledged our `client-auth-nt` (ms). */
@@ -56,22 +58,18 @@ const quantile = (xs: readonly number[], q: number): number => {
 export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = {}): Promise<OpenVpnConnectBenchResult> {
   const runs = opts.runs ?? 15;
   const work = mkdtempSync(path.join(os.tmpdir(), 'dg-bench-ovpn-'));
-  const token = 'bench-token-0123456789';
   const cleanups: (() => Promise<void>)[] = [];
   try {
+    // The OpenVPN server's own certificate comes from a test PKI; device certificates from devicegate's CA.
     const pki = createTestPki(path.join(work, 'pki'));
-    const world = new AdapterTestWorld();
-    const cert = pki.issueDevice('bench');
-    world.addDevice(cert.deviceId!);
-    world.addCertificate({ ...cert, deviceId: cert.deviceId! });
-    const endpoint = await startDecisionEndpointForAdapterTests({
-      token,
-      policy: { version: 'bench', allowedPlatforms: [...PLATFORMS], usernameRule: 'not_checked', maxCertificateAgeSeconds: null, ttlSeconds: 3600 },
-      ourIssuers: [pki.caSubject],
-      world,
-    });
-    cleanups.push(() => endpoint.close());
-    const common = { caFile: pki.caCertPath, certFile: pki.server.certPath, keyFile: pki.server.keyPath };
+    const gw = await startLiveGateway(path.join(work, 'gateway'));
+    cleanups.push(() => gw.close());
+    const endpoint = { url: gw.url };
+    const token = gw.concentratorToken;
+    const cert = await gw.enrollDevice('bench');
+    const serverCa = path.join(work, 'server-ca.pem');
+    writeFileSync(serverCa, gw.chainPem);
+    const common = { caFile: serverCa, certFile: pki.server.certPath, keyFile: pki.server.keyPath };
     const plain = await startOpenVpnServer({ ...common, workDir: path.join(work, 'plain'), auth: { kind: 'none' } });
     cleanups.push(() => plain.stop());
     const socketPath = path.join(work, 'mgmt.sock');
@@ -107,6 +105,21 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
     });
     cleanups.push(() => hooked.stop());
 
+    // Variant D: the POSIX-sh tls-verify hook (synchronous, so no deferred-auth tick), asking devicegate.
+    const shCache = path.join(work, 'sh-cache');
+    mkdirSync(shCache);
+    const shServer = await startOpenVpnServer({
+      ...common,
+      workDir: path.join(work, 'sh-hooked'),
+      auth: {
+        kind: 'hook',
+        command: path.resolve(__dirname, '..', 'docker', 'openvpn', 'devicegate-tls-verify.sh'),
+        hooks: ['tls-verify'],
+        env: { DEVICEGATE_URL: endpoint.url, DEVICEGATE_TOKEN_FILE: tokenFile, DEVICEGATE_GATEWAY_ID: 'bench-sh', DEVICEGATE_CACHE_DIR: shCache },
+      },
+    });
+    cleanups.push(() => shServer.stop());
+
     const connect = async (port: number, name: string): Promise<number> => {
       const { result } = await connectOpenVpnClient({
         workDir: path.join(work, 'clients'),
@@ -124,9 +137,12 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
     await connect(plain.port, 'warm-plain');
     await connect(managed.port, 'warm-managed');
     await connect(hooked.port, 'warm-hooked');
+    await connect(shServer.port, 'warm-sh');
     const without: number[] = [];
     const withAdapter: number[] = [];
     const withHook: number[] = [];
+    const withShAsking: number[] = [];
+    const withShCached: number[] = [];
     decisionMs.length = 0;
     for (let i = 0; i < runs; i++) {
       // Alternate the order so drift (CPU frequency, page cache) hits both variants alike.
@@ -138,6 +154,10 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
         without.push(await connect(plain.port, `plain-${i}`));
       }
       withHook.push(await connect(hooked.port, `hooked-${i}`));
+      rmSync(shCache, { recursive: true, force: true });
+      mkdirSync(shCache);
+      withShAsking.push(await connect(shServer.port, `sh-ask-${i}`));
+      withShCached.push(await connect(shServer.port, `sh-cached-${i}`));
     }
     const result: OpenVpnConnectBenchResult = {
       openvpnVersion: openvpnVersion(),
@@ -145,6 +165,8 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
       withoutAdapter: { medianMs: quantile(without, 0.5), p90Ms: quantile(without, 0.9), samples: without },
       withAdapter: { medianMs: quantile(withAdapter, 0.5), p90Ms: quantile(withAdapter, 0.9), samples: withAdapter },
       withCachedTlsVerifyHook: { medianMs: quantile(withHook, 0.5), p90Ms: quantile(withHook, 0.9), samples: withHook },
+      withShHookAsking: { medianMs: quantile(withShAsking, 0.5), p90Ms: quantile(withShAsking, 0.9), samples: withShAsking },
+      withShHookCached: { medianMs: quantile(withShCached, 0.5), p90Ms: quantile(withShCached, 0.9), samples: withShCached },
       ratio: quantile(withAdapter, 0.5) / quantile(without, 0.5),
       adapterDecision: { medianMs: Number(quantile(decisionMs, 0.5).toFixed(2)), p90Ms: Number(quantile(decisionMs, 0.9).toFixed(2)) },
     };
@@ -160,6 +182,10 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
         '  the rest is OpenVPN applying a deferred (management/plugin/script) auth result on its next 1 s timer tick.',
         line('alternative: tls-verify hook from local cache', result.withCachedTlsVerifyHook),
         `  ratio hook/without: ${(result.withCachedTlsVerifyHook.medianMs / result.withoutAdapter.medianMs).toFixed(3)}× (two Node process starts per connect: depth 1 and 0)`,
+        line('sh tls-verify hook, asking devicegate', result.withShHookAsking),
+        `  ratio sh-asking/without: ${(result.withShHookAsking.medianMs / result.withoutAdapter.medianMs).toFixed(3)}×`,
+        line('sh tls-verify hook, cached allow', result.withShHookCached),
+        `  ratio sh-cached/without: ${(result.withShHookCached.medianMs / result.withoutAdapter.medianMs).toFixed(3)}×`,
         '',
       ].join('\n'),
     );

@@ -1,48 +1,30 @@
 /**
  * Real OpenVPN 2.6 server + clients on 127.0.0.1, decided by the management-interface authorizer
- * (src/adapters/openvpn/management-daemon.ts) against decision-endpoint-for-adapter-tests, which runs the real
- * normalise → gatherFacts → decide pipeline over an in-memory registry.
+ * (src/adapters/openvpn/management-daemon.ts) against the REAL devicegate (test/e2e/support/devicegate.ts: the full
+ * app on 127.0.0.1 with a concentrator token), with device certificates from devicegate's own CA. Every decision is
+ * looked up in devicegate's audit log; IT's revocation over the API ends a live session.
+ *
+ * The OpenVPN server trusts devicegate's device CA chain and a second CA (the city's user CA), as a real server
+ * might; clients trust the server's CA. The adapter's fail-closed behaviour is shown through a proxy that makes the
+ * path to devicegate slow or broken (support/faulty-proxy.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GatewayClient } from '../../src/adapters/gateway-client';
 import { silentLogger } from '../../src/adapters/log';
 import { OpenVpnManagementAuthorizer } from '../../src/adapters/openvpn/management-daemon';
-import { PLATFORMS } from '../../src/domain/types';
-import type { DecisionPolicy } from '../../src/policy/policy';
 import { connectOpenVpnClient, type OpenVpnServer, openvpnRequirements, startOpenVpnServer } from '../helpers/openvpn';
-import { describeWith } from '../helpers/requirements';
+import { describeWith, tool } from '../helpers/requirements';
 import { createTestPki, type TestCert, type TestPki } from '../helpers/test-pki';
-import {
-  AdapterTestWorld,
-  type DecisionEndpoint,
-  startDecisionEndpointForAdapterTests,
-} from './support/decision-endpoint-for-adapter-tests';
+import { type LiveGateway, startLiveGateway, until } from './support/devicegate';
+import { type FaultyProxy, startFaultyProxy } from './support/faulty-proxy';
 
-const TOKEN = 'test-concentrator-token-0123456789';
-const policy: DecisionPolicy = {
-  version: 'e2e-1',
-  allowedPlatforms: [...PLATFORMS],
-  usernameRule: 'not_checked',
-  maxCertificateAgeSeconds: null,
-  ttlSeconds: 3600,
-};
-
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return check();
-}
-
-describeWith(openvpnRequirements, 'OpenVPN 2.6 with the management-interface adapter (real openvpn on loopback)', () => {
+describeWith([...openvpnRequirements, tool('openssl')], 'OpenVPN 2.6 with the management-interface adapter against devicegate (real openvpn on loopback)', () => {
   let work: string;
   let pki: TestPki;
-  let world: AdapterTestWorld;
-  let endpoint: DecisionEndpoint;
+  let gw: LiveGateway;
+  let proxy: FaultyProxy;
   let server: OpenVpnServer;
   let daemon: OpenVpnManagementAuthorizer;
   let socketPath: string;
@@ -51,8 +33,8 @@ describeWith(openvpnRequirements, 'OpenVPN 2.6 with the management-interface ada
   const startDaemon = (url: string, deadlineMs = 1500): OpenVpnManagementAuthorizer => {
     const d = new OpenVpnManagementAuthorizer({
       endpoint: { path: socketPath },
-      gateway: new GatewayClient({ url, token: TOKEN, deadlineMs }),
-      token: TOKEN,
+      gateway: new GatewayClient({ url, token: gw.concentratorToken, deadlineMs }),
+      token: gw.concentratorToken,
       gatewayId: 'ovpn-e2e',
       log: silentLogger,
       reconnectDelayMs: 100,
@@ -75,98 +57,99 @@ describeWith(openvpnRequirements, 'OpenVPN 2.6 with the management-interface ada
   beforeAll(async () => {
     work = mkdtempSync(path.join(os.tmpdir(), 'dg-ovpn-mgmt-'));
     pki = createTestPki(path.join(work, 'pki'));
-    world = new AdapterTestWorld();
-    const enrolled = (name: string, status?: 'suspended' | 'revoked' | 'retired' | 'registered'): TestCert => {
-      const c = pki.issueDevice(name);
-      world.addDevice(c.deviceId!, status ? { status } : {});
-      world.addCertificate({ ...c, deviceId: c.deviceId! });
-      return c;
-    };
-    certs.allowed = enrolled('allowed');
-    certs.killme = enrolled('killme');
-    certs.suspended = enrolled('suspended', 'suspended');
-    certs.deviceRevoked = enrolled('device-revoked', 'revoked');
-    certs.revoked = enrolled('cert-revoked');
-    world.revokeCertificate(certs.revoked.serialDerHex, certs.revoked.deviceId);
-    // Our CA issued it and devicegate has its record, but the device is not in the registry.
-    certs.unregistered = pki.issueDevice('unregistered');
-    world.addCertificate({ ...certs.unregistered, deviceId: certs.unregistered.deviceId! });
-    // Our CA issued it, devicegate has no record of it.
-    certs.unknown = pki.issueDevice('unknown');
+    gw = await startLiveGateway(path.join(work, 'devicegate'));
+    proxy = await startFaultyProxy(gw.url);
+
+    certs.allowed = await gw.enrollDevice('allowed');
+    certs.killme = await gw.enrollDevice('killme');
+    certs.suspended = await gw.enrollDevice('suspended');
+    await gw.setStatus(certs.suspended.deviceId!, 'suspended', 'reported lost');
+    certs.revoked = await gw.enrollDevice('cert-revoked');
+    await gw.revokeCertificate(certs.revoked);
+    // Issued by devicegate's CA, but the device is not in the inventory.
+    certs.unregistered = await gw.issueForUnknownDevice('unregistered');
     // Another CA the server also trusts (city user CA): passes TLS, devicegate says CERT_NOT_OURS.
     certs.otherCa = pki.issueFromOtherCa('other-ca');
     certs.privateLaptop = pki.selfSigned('private-laptop');
 
-    endpoint = await startDecisionEndpointForAdapterTests({ token: TOKEN, policy, ourIssuers: [pki.caSubject], world });
+    const trust = path.join(work, 'server-trust.pem');
+    writeFileSync(trust, gw.chainPem + readFileSync(pki.otherCaCertPath, 'utf8'));
     socketPath = path.join(work, 'mgmt.sock');
     server = await startOpenVpnServer({
       workDir: path.join(work, 'server'),
-      caFile: pki.trustBundlePath,
+      caFile: trust,
       certFile: pki.server.certPath,
       keyFile: pki.server.keyPath,
       auth: { kind: 'management', socketPath },
     });
-    daemon = startDaemon(endpoint.url);
-    await until(() => daemon.connected && endpoint.subscribers() === 1);
-  }, 60_000);
+    daemon = startDaemon(proxy.url);
+    await until(() => daemon.connected && gw.app.services.decisions.revocations.subscribers === 1);
+  }, 90_000);
 
   afterAll(async () => {
     await daemon?.stop();
     await server?.stop();
-    await endpoint?.close();
+    await proxy?.close();
+    await gw?.close();
     if (work && !process.env.KEEP_E2E) rmSync(work, { recursive: true, force: true });
   });
 
-  it('allows an active device with a certificate devicegate issued (Initialization Sequence Completed)', async () => {
+  it('connects an enrolled device (Initialization Sequence Completed) and audits the allow', async () => {
     const { result } = await client('allowed', certs.allowed!);
     expect(result.outcome).toBe('connected');
-    const call = endpoint.calls.find((c) => c.response?.device_id === certs.allowed!.deviceId);
-    expect(call?.response).toMatchObject({ decision: 'allow', reason_code: 'OK' });
     expect(server.log()).toMatch(/MANAGEMENT: Client connected/);
+    const [d] = await gw.decisions({ deviceId: certs.allowed!.deviceId! });
+    expect(d).toMatchObject({
+      decision: 'allow',
+      reason: 'OK',
+      event: 'connect',
+      concentrator: { id: 'ovpn-e2e', kind: 'openvpn', hook: 'mgmt-connect' },
+      cert: { sha256: certs.allowed!.sha256, serialHex: certs.allowed!.serialDerHex },
+    });
   });
 
   it.each([
     ['a revoked certificate', 'revoked', 'CERT_REVOKED'],
     ['a suspended device', 'suspended', 'DEVICE_SUSPENDED'],
-    ['a revoked device', 'deviceRevoked', 'DEVICE_REVOKED'],
-    ['a certificate of an unregistered device', 'unregistered', 'DEVICE_NOT_REGISTERED'],
-    ['a certificate devicegate never issued (unknown device)', 'unknown', 'CERT_UNKNOWN'],
+    ['a certificate of devicegate\'s CA whose device is not in the inventory', 'unregistered', 'DEVICE_NOT_REGISTERED'],
     ['a certificate from another CA the server trusts', 'otherCa', 'CERT_NOT_OURS'],
-  ])('denies %s with AUTH_FAILED carrying the reason', async (_label, key, reason) => {
-    const { result } = await client(key, certs[key]!);
+  ])('refuses %s with AUTH_FAILED carrying the reason, and the audit log has it', async (_label, key, reason) => {
+    const cert = certs[key]!;
+    const { result } = await client(key, cert);
     expect(result.outcome).toBe('auth_failed');
     expect(result.authFailedMessage).toContain(`[${reason}, Ref `);
     expect(result.authFailedMessage).toMatch(/Zugang verweigert: .* \/ Access denied: /);
+    const ref = /Ref ([0-9a-f]{8})/.exec(result.authFailedMessage!)![1]!;
+    const audited = (await gw.decisions({ reason })).find((d) => d.decisionId.startsWith(ref));
+    expect(audited).toMatchObject({ decision: 'deny', reason, cert: { sha256: cert.sha256 } });
     // The server log gets "<reason_code> <decision_id>" from client-deny.
-    expect(server.log()).toMatch(new RegExp(`${reason} [0-9a-f-]{36}`));
+    expect(server.log()).toContain(`${reason} ${audited!.decisionId}`);
   });
 
-  it('refuses a self-signed "private laptop" certificate during the TLS handshake (no decision request)', async () => {
-    const before = endpoint.calls.length;
+  it('refuses a self-signed "private laptop" certificate in the TLS handshake, so devicegate is never asked', async () => {
+    const before = (await gw.decisions()).length;
     const { result } = await client('private-laptop', certs.privateLaptop!);
     expect(result.outcome).toBe('tls_failed');
     expect(server.log()).toMatch(/VERIFY ERROR: depth=0.*self-signed certificate|certificate verify failed/);
-    expect(endpoint.calls.length).toBe(before);
+    expect((await gw.decisions()).length).toBe(before);
   });
 
-  it('ends a live session with client-kill when devicegate publishes a revocation of the device', async () => {
+  it('ends the live session of a device that IT revokes through POST /v1/devices/{id}/status', async () => {
     const { result, live } = await client('killme', certs.killme!, { keepRunning: true });
     expect(result.outcome).toBe('connected');
     expect(await until(() => [...daemon.sessions().values()].some((s) => s.deviceId === certs.killme!.deviceId && s.established))).toBe(true);
-    world.setDeviceStatus(certs.killme!.deviceId!, 'revoked');
     const killed = new Promise<number[]>((resolve) => daemon.once('killed', resolve));
-    expect(endpoint.publishRevocation({ device_id: certs.killme!.deviceId!, reason: 'DEVICE_REVOKED' })).toBe(1);
+    await gw.setStatus(certs.killme!.deviceId!, 'revoked', 'stolen');
     expect((await killed).length).toBe(1);
     const log = await live!.waitForExit(10_000);
     await live!.stop();
-    expect(log).not.toBeNull();
     expect(log).toMatch(/SIGTERM\[soft,server-pushed-halt\] received/);
     expect(server.log()).toMatch(/CMD 'client-kill \d+ HALT'/);
     expect([...daemon.sessions().values()].some((s) => s.deviceId === certs.killme!.deviceId)).toBe(false);
-    // Its next attempt is denied.
+    // Its next attempt is refused: revoking a device revokes its certificates.
     const again = await client('killme-again', certs.killme!);
     expect(again.result.outcome).toBe('auth_failed');
-    expect(again.result.authFailedMessage).toContain('DEVICE_REVOKED');
+    expect(again.result.authFailedMessage).toContain('CERT_REVOKED');
   });
 
   it.each([
@@ -174,18 +157,18 @@ describeWith(openvpnRequirements, 'OpenVPN 2.6 with the management-interface ada
     ['answering HTTP 500', { kind: 'status', status: 500 }],
     ['answering HTTP 404', { kind: 'status', status: 404 }],
     ['answering a truncated allow', { kind: 'garbage' }],
-  ] as const)('denies an allowed device when the gateway is %s', async (_label, behaviour) => {
-    endpoint.setBehaviour(behaviour);
+  ] as const)('refuses an enrolled device when the path to devicegate is %s', async (_label, fault) => {
+    proxy.setFault(fault);
     try {
-      const { result } = await client('faulty-gateway', certs.allowed!);
+      const { result } = await client('faulty-gateway', certs.allowed!, { handWindowSeconds: 10 });
       expect(result.outcome).toBe('auth_failed');
       expect(result.authFailedMessage).toMatch(/GATEWAY_(UNAVAILABLE|RESPONSE_INVALID)/);
     } finally {
-      endpoint.setBehaviour({ kind: 'normal' });
+      proxy.setFault({ kind: 'none' });
     }
   });
 
-  it('denies when the gateway is unreachable (nothing listening)', async () => {
+  it('refuses when devicegate is unreachable (nothing listening)', async () => {
     await daemon.stop();
     const unreachable = startDaemon('http://127.0.0.1:9');
     try {
@@ -195,8 +178,8 @@ describeWith(openvpnRequirements, 'OpenVPN 2.6 with the management-interface ada
       expect(result.authFailedMessage).toContain('GATEWAY_UNAVAILABLE');
     } finally {
       await unreachable.stop();
-      daemon = startDaemon(endpoint.url);
-      await until(() => daemon.connected && endpoint.subscribers() >= 1);
+      daemon = startDaemon(proxy.url);
+      await until(() => daemon.connected);
     }
   });
 
