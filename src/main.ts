@@ -144,6 +144,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
     void (async () => {
+      // Long-lived revocation streams would hold the listeners open until the timeout: end them first.
+      services.decisions.revocations.close();
       await Promise.all(servers.map((s) => closeGracefully(s.server, s.sockets, config.server.shutdownTimeoutMs)));
       await services.close();
       await store.close();

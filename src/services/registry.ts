@@ -222,6 +222,10 @@ export class DeviceRegistry {
         actor: auditActor(actor),
         data: { deviceId: id, serialNumber: updated.serialNumber, platform: updated.platform, owner: updated.owner, department: updated.department },
       });
+      // Platform, owner and department feed the connection policy: drop cached facts everywhere.
+      await this.deps.store.events
+        .publish(DEVICE_STATUS_TOPIC, JSON.stringify({ device_id: id, status: updated.status }))
+        .catch(() => undefined);
       return updated;
     } catch (e) {
       if (isAlreadyExists(e)) throw conflict('DEVICE_EXISTS', 'Another device has this serial number or EK.', { cause: e });
