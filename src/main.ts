@@ -16,6 +16,7 @@ import { systemClock } from './lib/clock';
 import { createLogger, type Logger } from './lib/logger';
 import { createMetrics } from './metrics/registry';
 import { buildServices } from './services';
+import { devCertificateProblems } from './services/production-checks';
 import { openStore } from './store';
 import { instrumentStore } from './store/metrics';
 
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig({ env: process.env, rootDir, cwd: process.cwd() });
-    const problems = productionProblems(config, process.env);
+    const problems = productionProblems(config, process.env, [devCertificateProblems]);
     if (problems.length) throw new ConfigError(problems);
   } catch (e) {
     if (e instanceof ConfigError) {

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { renderConfigReference } from '../../config/docs';
 import { productionProblems } from '../../config/production';
 import { ConfigError } from '../../config/load';
+import { devCertificateProblems } from '../../services/production-checks';
 import { EXIT, loadCliConfig, output, reportError, type GlobalOptions } from '../context';
 
 export function registerConfigCommands(program: Command): void {
@@ -15,7 +16,7 @@ export function registerConfigCommands(program: Command): void {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       try {
         const c = loadCliConfig(g);
-        const problems = productionProblems(c, process.env);
+        const problems = productionProblems(c, process.env, [devCertificateProblems]);
         if (problems.length) throw new ConfigError(problems);
         output(Boolean(g.json), { ok: true, mode: c.mode, sources: c.sources }, () => `Configuration OK (${c.mode}); read ${c.sources.join(', ')}.`);
       } catch (e) {

@@ -97,3 +97,25 @@ describe('production mode refusals', () => {
     expect(productionProblems(load(), {})).toEqual([]);
   });
 });
+
+describe('production refuses development certificates for TLS', () => {
+  it('names a TLS certificate that is a devicegate DEV ONLY certificate, or one under certs-dev/', async () => {
+    const { ensureDevCa } = await import('../../../src/ca/hierarchy');
+    const { devCertificateProblems } = await import('../../../src/services/production-checks');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dg-devcert-'));
+    try {
+      const { paths } = await ensureDevCa(path.join(dir, 'ca'), { nowMs: Date.now() });
+      const c = load({
+        NODE_ENV: 'production',
+        DEVICEGATE_SERVER__TLS__ENABLED: 'true',
+        DEVICEGATE_SERVER__TLS__CERT_FILE: paths.issuingCert,
+        DEVICEGATE_SERVER__CONCENTRATOR_LISTENER__TLS__CLIENT_CA_FILE: path.join(ROOT, 'certs-dev', 'generated', 'x.pem'),
+      });
+      const problems = devCertificateProblems(c);
+      expect(problems.map((p) => p.path)).toEqual(['server.tls.certFile', 'server.concentratorListener.tls.clientCaFile']);
+      expect(productionProblems(c, {}, [devCertificateProblems]).map((p) => p.path)).toContain('server.tls.certFile');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
