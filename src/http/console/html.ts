@@ -35,7 +35,7 @@ function render(v: Renderable): string {
 /** Tagged template: literal parts are trusted markup, interpolations are escaped (unless `Html`). */
 export function html(strings: TemplateStringsArray, ...values: Renderable[]): Html {
   let out = strings[0] as string;
-  for (let i = 0; i < values.length; i++) out += render(values[i] as Renderable) + (strings[i + 1] as string);
+  for (let i = 0; i < values.length; i++) out += render(values[i]) + (strings[i + 1] as string);
   return new Html(out);
 }
 
