@@ -12,6 +12,7 @@ import { authenticate } from './middleware/auth';
 import { requestLogging, requestMetrics, securityHeaders } from './middleware/request-context';
 import { loadOpenApi } from './openapi';
 import { RouteTable } from './route-table';
+import { auditRoutes } from './routes/audit';
 import { concentratorRoutes, createConcentratorFastPath } from './routes/concentrator';
 import { deviceRoutes } from './routes/devices';
 import { enrollmentRoutes } from './routes/enrollment';
@@ -69,6 +70,7 @@ export function createApp(deps: AppDeps): App {
   app.use(deviceRoutes(table, deps.services.registry, { importBodyLimitBytes: config.server.importBodyLimitBytes }));
   app.use(pkiRoutes(table, deps.services.pki, { ocspMaxRequestBytes: config.ca.ocsp.maxRequestBytes }));
   app.use(concentratorRoutes(table, deps));
+  app.use(auditRoutes(table, deps.services.auditAccess));
   app.use(
     enrollmentRoutes(table, deps.services.enrollment, {
       rateLimits: deps.store.rateLimits,

@@ -7,6 +7,7 @@ import type { Logger } from '../lib/logger';
 import type { Metrics } from '../metrics/registry';
 import type { Store } from '../store/types';
 import { auditActor } from './actors';
+import { AuditAccessService } from './audit-access';
 import { openAuditTrail, type AuditTrail } from './audit-trail';
 import { createDecisionService, type DecisionService } from './decisions';
 import { EnrollmentService, tpmPolicyFromConfig } from './enrollment';
@@ -18,6 +19,8 @@ import { createSso, type Sso } from './sso';
 export interface Services {
   readonly apiTokens: ApiTokenService;
   readonly audit: AuditTrail;
+  /** Auditors' read access (search, export, verify); shared by the API and the console. */
+  readonly auditAccess: AuditAccessService;
   readonly decisions: DecisionService;
   readonly enrollment: EnrollmentService;
   readonly pki: PkiService;
@@ -100,11 +103,13 @@ export async function buildServices(deps: ServiceDeps): Promise<Services> {
     renewalNonceTtlMs: config.tpm.nonceTtlSeconds * 1000,
     renewalEnabled: config.enrollment.renewalEnabled,
   });
+  const auditAccess = new AuditAccessService({ config, store, clock, trail: audit, env: deps.env ?? {} });
   const sso = await createSso({ ...deps, audit: audit.recorder });
   const decisions = createDecisionService({ config, store, clock, logger, metrics: deps.metrics, audit: audit.recorder, pki });
   return {
     apiTokens,
     audit,
+    auditAccess,
     decisions,
     enrollment,
     pki,

@@ -8,7 +8,7 @@ import { isAppError } from '../../domain/errors';
 import type { AuditEntry } from '../../domain/types';
 import { isUuid } from '../../lib/ids';
 import { principalOf } from '../params';
-import { AUDIT_FILTER_PARAMS, type AuditFilterParams } from './audit-source';
+import { AUDIT_FILTER_PARAMS, type AuditFilterParams } from '../../services/audit-access';
 import { field, type ConsoleContext } from './context';
 import { href, html, type Html } from './html';
 import type { MessageKey } from './i18n';

@@ -4,14 +4,14 @@ import { badRequest } from '../../domain/errors';
 import type { Sso } from '../../services/sso';
 import type { AppDeps } from '../app';
 import type { HttpMethod, RouteTable } from '../route-table';
-import type { ConsoleAuditSource } from './audit-source';
+import type { AuditAccessService } from '../../services/audit-access';
 import type { View } from './view';
 
 /** What the page modules need to register their routes. */
 export interface ConsoleContext {
   readonly deps: AppDeps;
   readonly sso: Sso | null;
-  readonly audit: ConsoleAuditSource;
+  readonly audit: AuditAccessService;
   /** Registers a route through the route table (so the RBAC walk and the OpenAPI check see it). */
   add(method: HttpMethod, path: string, access: Permission | 'public', ...handlers: RequestHandler[]): void;
   /** Body parsing plus CSRF check for a state-changing form (`limit` in bytes, default 64 KiB). */

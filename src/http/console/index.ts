@@ -21,7 +21,6 @@ import type { PrincipalResolver } from '../middleware/auth';
 import type { HttpMethod, RouteTable } from '../route-table';
 import { loadAssets } from './assets';
 import { registerAuditPages } from './audit';
-import { ConsoleAuditSource } from './audit-source';
 import type { ConsoleContext } from './context';
 import { registerDevicePages } from './devices';
 import { html } from './html';
@@ -84,7 +83,7 @@ export function consoleRoutes(table: RouteTable, deps: AppDeps): Router {
   const c: ConsoleContext = {
     deps,
     sso,
-    audit: new ConsoleAuditSource(deps),
+    audit: deps.services.auditAccess,
     router,
     table,
     add: (method: HttpMethod, path: string, access: Permission | 'public', ...handlers: RequestHandler[]) =>

@@ -1,14 +1,13 @@
 /**
- * What the auditor pages read from the audit log: search, export, chain verification, the latest checkpoint, and
- * a device's latest connection decisions.
- *
- * INTERIM: the auditor HTTP API of issue 6 is being written with its own audit service; until it lands this module
- * calls the src/audit functions over `store.audit` directly (the same parsers and exporters the API uses), so the
- * console can switch to that service by replacing the bodies here, not the pages.
+ * Read access to the audit log for auditors, shared by the auditor API (`/v1/audit/*`) and the console: search,
+ * streamed export with a signed trailer, chain verification, the latest checkpoint, and a device's latest connection
+ * decisions. Every export and verification is itself audited. Nothing here modifies or deletes an entry: no
+ * route of devicegate can (only the retention job deletes whole prefixes, see src/audit/retention.ts).
  */
 import { readFileSync } from 'node:fs';
 import {
   AuditPublicKeys,
+  entryToApi,
   checkpointMessage,
   createPseudonymiser,
   EXPORT_CONTENT_TYPES,
@@ -21,14 +20,15 @@ import {
   type Pseudonymiser,
   type RangeVerifyResult,
   type SignedCheckpoint,
-} from '../../audit';
-import type { Principal } from '../../auth/permissions';
-import { resolveAuditPseudonymKey } from '../../config/sections/audit';
-import { unavailable } from '../../domain/errors';
-import type { AuditEntry } from '../../domain/types';
-import { auditActor } from '../../services/actors';
-import type { Page } from '../../store/types';
-import type { AppDeps } from '../app';
+} from '../audit';
+import type { Principal } from '../auth/permissions';
+import type { Config } from '../config/schema';
+import { resolveAuditPseudonymKey } from '../config/sections/audit';
+import type { AuditEntry } from '../domain/types';
+import type { Clock } from '../lib/clock';
+import type { Page, Store } from '../store/types';
+import { auditActor } from './actors';
+import type { AuditTrail } from './audit-trail';
 
 /** The filter fields of the auditor search form, named as the audit API names its query parameters. */
 export const AUDIT_FILTER_PARAMS = ['from', 'to', 'type', 'device', 'user', 'decision', 'reason', 'concentrator'] as const;
@@ -71,23 +71,52 @@ export interface ExportStream {
 
 const bodyOf = (e: AuditEntry): Record<string, unknown> => JSON.parse(e.body) as Record<string, unknown>;
 
-/** The console's reader over the audit log (see the module comment). */
-export class ConsoleAuditSource {
-  private readonly keys: AuditPublicKeys;
+export interface AuditAccessDeps {
+  readonly config: Config;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly trail: AuditTrail;
+  /** For `DEVICEGATE_AUDIT_PSEUDONYM_KEY`. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
 
-  constructor(private readonly deps: AppDeps) {
-    this.keys = new AuditPublicKeys([deps.services.audit.signer.publicKeyPem]);
+/** Auditors' read access to the audit log (see the module comment). */
+export class AuditAccessService {
+  private readonly keys: AuditPublicKeys;
+  private readonly pseudonymKey: Buffer;
+
+  constructor(private readonly deps: AuditAccessDeps) {
+    this.keys = new AuditPublicKeys([deps.trail.signer.publicKeyPem]);
+    // Read once at start-up: a missing or short key file is a start-up error, not a failed export later.
+    this.pseudonymKey = resolveAuditPseudonymKey(deps.config.audit, deps.env, (f) => readFileSync(f)).key;
   }
 
   /** The signer's public key (PEM) auditors use for offline verification. */
   get publicKeyPem(): string {
-    return this.deps.services.audit.signer.publicKeyPem;
+    return this.deps.trail.signer.publicKeyPem;
+  }
+
+  /**
+   * Whether user names in search results and exports are replaced by keyed pseudonyms. With
+   * `audit.pseudonymiseExportsByDefault` it is always on (auditors without the need to know never see clear names);
+   * otherwise a caller may ask for it.
+   */
+  pseudonymiserFor(requested: boolean | undefined): Pseudonymiser | null {
+    return this.deps.config.audit.pseudonymiseExportsByDefault || requested === true ? createPseudonymiser(this.pseudonymKey) : null;
   }
 
   /** A page of entries, newest first. Bad parameters: `AUDIT_QUERY_INVALID` (bad_request) with issues. */
   async search(params: AuditFilterParams & { cursor?: string; limit?: string }): Promise<Page<AuditEntry>> {
     const { filter, page } = parseAuditEventsQuery(params);
     return this.deps.store.audit.query(filter, page);
+  }
+
+  /** Like `search`, for the JSON API: entries in their API form, pseudonymised as configured. */
+  async searchApi(params: unknown): Promise<{ items: Record<string, unknown>[]; next_cursor: string | null }> {
+    const { filter, page } = parseAuditEventsQuery(params);
+    const result = await this.deps.store.audit.query(filter, page);
+    const p = this.pseudonymiserFor(undefined);
+    return { items: result.items.map((e) => entryToApi(e, p)), next_cursor: result.nextCursor };
   }
 
   /** The newest `limit` `vpn.decision` entries of a device. */
@@ -112,18 +141,18 @@ export class ConsoleAuditSource {
    */
   export(params: AuditFilterParams & { format?: string }, principal: Principal): ExportStream {
     const parsed = parseAuditExportQuery(params);
-    const pseudonymiser = this.deps.config.audit.pseudonymiseExportsByDefault ? this.pseudonymiser() : null;
+    const pseudonymiser = this.pseudonymiserFor(parsed.pseudonymise);
     let trailer: ExportTrailer | null = null;
     const inner = exportAudit({
       store: this.deps.store.audit,
-      signer: this.deps.services.audit.signer,
+      signer: this.deps.trail.signer,
       format: parsed.format,
       source: parsed.source,
       pseudonymiser,
       nowMs: this.deps.clock.nowMs(),
       onTrailer: (t) => (trailer = t),
     });
-    const recorder = this.deps.services.audit.recorder;
+    const recorder = this.deps.trail.recorder;
     async function* chunks(): AsyncGenerator<string, void, undefined> {
       let held: string | null = null;
       for await (const chunk of inner) {
@@ -156,11 +185,14 @@ export class ConsoleAuditSource {
     };
   }
 
-  /** Verifies the whole retained chain against the signing key and this instance's witness; audits the run. */
-  async verify(principal: Principal): Promise<RangeVerifyResult> {
-    const witness = this.deps.services.audit.log.latestCheckpoint();
-    const result = await verifyRange(this.deps.store.audit, undefined, undefined, { keys: this.keys, anchors: witness ? [witness] : [] });
-    await this.deps.services.audit.recorder.append({
+  /**
+   * Verifies the retained chain (or seq `from`..`to`) against the signing key and this instance's checkpoint witness;
+   * audits the run.
+   */
+  async verify(principal: Principal, range: { from?: number | undefined; to?: number | undefined } = {}): Promise<RangeVerifyResult> {
+    const witness = this.deps.trail.log.latestCheckpoint();
+    const result = await verifyRange(this.deps.store.audit, range.from, range.to, { keys: this.keys, anchors: witness ? [witness] : [] });
+    await this.deps.trail.recorder.append({
       type: 'audit.verify',
       actor: auditActor(principal),
       data: {
@@ -197,16 +229,5 @@ export class ConsoleAuditSource {
       brokenSeq: body.data.brokenSeq ?? null,
       code: body.data.code ?? null,
     };
-  }
-
-  private pseudonymiser(): Pseudonymiser {
-    const cfg = this.deps.config.audit;
-    // The key may also come from an environment variable, which only the audit service (issue 6) receives; rather
-    // than fall back to the public development key in production, refuse the export.
-    if (cfg.pseudonymKeyFile === null && this.deps.config.mode === 'production') {
-      throw unavailable('AUDIT_PSEUDONYM_KEY_UNAVAILABLE', 'Pseudonymised exports need audit.pseudonymKeyFile to be set.');
-    }
-    const { key } = resolveAuditPseudonymKey(cfg, {}, (f) => readFileSync(f));
-    return createPseudonymiser(key);
   }
 }
