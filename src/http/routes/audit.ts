@@ -19,7 +19,7 @@ export function auditRoutes(table: RouteTable, access: AuditAccessService): Rout
   // Streamed with chunked transfer encoding (no Content-Length) and constant memory; the last line is the signed
   // trailer, written only after the export itself was audited, so a cut-off download fails offline verification.
   table.add(router, '', { method: 'get', path: '/v1/audit/export', access: 'audit:read' }, async (req, res) => {
-    const exp = access.export(req.query as Record<string, string>, principalOf(req));
+    const exp = access.export(req.query, principalOf(req));
     const iterator = exp.chunks[Symbol.asyncIterator]();
     // Fetch the first chunk before committing to a 200, so bad parameters or an unavailable store still get a JSON
     // error instead of a broken stream.
