@@ -3,6 +3,7 @@
  * load config → open store → build services → createApp() → listen; graceful shutdown on SIGTERM/SIGINT.
  */
 import 'reflect-metadata';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -10,6 +11,9 @@ import path from 'node:path';
 import type { Socket } from 'node:net';
 import { ConfigError, loadConfig } from './config/load';
 import { productionProblems } from './config/production';
+import { auditDevDefaults } from './config/sections/audit';
+import { SYSTEM_ACTOR } from './audit/events';
+import { canonicalJson } from './lib/canonical-json';
 import type { Config } from './config/schema';
 import { createApp } from './http/app';
 import { systemClock } from './lib/clock';
@@ -113,6 +117,22 @@ async function main(): Promise<void> {
     notice: (m) => process.stdout.write(`devicegate: ${m}\n`),
   });
   const app = createApp({ config, store, clock: systemClock, logger, metrics, services });
+  services.auditRetention.start();
+  // The configuration this process runs with is part of the record (which policy decided what).
+  await services.audit.recorder.append({
+    type: 'config.load',
+    actor: SYSTEM_ACTOR,
+    data: {
+      configSha256: createHash('sha256').update(canonicalJson(config)).digest('hex'),
+      environment: config.mode,
+      files: [...config.sources],
+      devDefaults: [
+        ...(config.ca.source === 'dev' ? ['ca.source'] : []),
+        ...(config.tpm.allowEkPublicOnly ? ['tpm.allowEkPublicOnly'] : []),
+        ...auditDevDefaults(config.audit, process.env),
+      ],
+    },
+  });
 
   const servers: { server: http.Server; sockets: Set<Socket> }[] = [];
   const start = async (tls: Config['server']['tls'], host: string, port: number, name: string): Promise<void> => {

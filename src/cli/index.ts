@@ -5,6 +5,7 @@
  */
 import 'reflect-metadata';
 import { Command } from 'commander';
+import { registerAuditCommands } from './commands/audit';
 import { registerCaCommands } from './commands/ca';
 import { registerConfigCommands } from './commands/config';
 import { registerDeviceCommands } from './commands/devices';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerTokenCommands(program, runWithContext);
   registerDeviceCommands(program, runWithContext);
   registerCaCommands(program, runWithContext);
+  registerAuditCommands(program, runWithContext);
   registerConfigCommands(program);
   return program;
 }

@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics/registry';
 import type { Store } from '../store/types';
 import { auditActor } from './actors';
 import { AuditAccessService } from './audit-access';
+import { AuditRetention } from './audit-retention';
 import { openAuditTrail, type AuditTrail } from './audit-trail';
 import { createDecisionService, type DecisionService } from './decisions';
 import { EnrollmentService, tpmPolicyFromConfig } from './enrollment';
@@ -21,6 +22,8 @@ export interface Services {
   readonly audit: AuditTrail;
   /** Auditors' read access (search, export, verify); shared by the API and the console. */
   readonly auditAccess: AuditAccessService;
+  /** The only deletion path of the audit log (retention of whole prefixes). */
+  readonly auditRetention: AuditRetention;
   readonly decisions: DecisionService;
   readonly enrollment: EnrollmentService;
   readonly pki: PkiService;
@@ -104,18 +107,21 @@ export async function buildServices(deps: ServiceDeps): Promise<Services> {
     renewalEnabled: config.enrollment.renewalEnabled,
   });
   const auditAccess = new AuditAccessService({ config, store, clock, trail: audit, env: deps.env ?? {} });
+  const auditRetention = new AuditRetention({ config, store, clock, trail: audit, logger });
   const sso = await createSso({ ...deps, audit: audit.recorder });
   const decisions = createDecisionService({ config, store, clock, logger, metrics: deps.metrics, audit: audit.recorder, pki });
   return {
     apiTokens,
     audit,
     auditAccess,
+    auditRetention,
     decisions,
     enrollment,
     pki,
     registry,
     sso,
     async close() {
+      auditRetention.stop();
       await sso?.close();
       // Decisions first (stops feeds and subscriptions), then the audit log drains, then the CA closes HSM sessions.
       await decisions.close();
