@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
@@ -43,7 +44,6 @@ describe('devicegate audit (CLI)', () => {
   });
 
   it('refuses verification with another key (replaced signatures cannot be checked against the real key)', () => {
-    const { generateKeyPairSync } = require('node:crypto') as typeof import('node:crypto');
     const other = path.join(t.dataDir, 'other.pub.pem');
     writeFileSync(other, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
     const r = runCli(['audit', 'verify', exportFile, '--pubkey', other]);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import { renderConfigReference } from '../../../src/config/docs';
 import { configSchema } from '../../../src/config/schema';
 import { ROOT } from '../../helpers/build-app';
@@ -10,7 +11,6 @@ describe('configuration reference (config/README.md)', () => {
   });
 
   it('documents every key with a description', () => {
-    const { z } = require('zod') as typeof import('zod');
     const json = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, unknown> };
     const missing: string[] = [];
     const walk = (s: { properties?: Record<string, { description?: string; properties?: unknown }> }, p: string): void => {
