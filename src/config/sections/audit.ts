@@ -84,8 +84,10 @@ export const auditConfigSchema = z
       .min(1)
       .max(36_500)
       .nullable()
-      .default(365)
-      .describe('Retention in days for event types neither listed in `retentionDays` nor covered by `*`; null keeps them for ever (which also stops all later deletion).'),
+      .default(90)
+      .describe(
+        'Retention in days for event types neither listed in `retentionDays` nor covered by `*`; null keeps them for ever (which also stops all later deletion). Deletion removes whole prefixes of the one chain, so the longest retention of any type sets the horizon for all older entries: keep the types equal (90 days, the common limit for connection data) and archive signed exports of what must be kept longer (BSI OPS.1.1.5 A8).',
+      ),
     pseudonymKeyFile: z
       .string()
       .min(1)
