@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { Database } from 'better-sqlite3';
 import { StoreUnavailableError } from '../errors';
 import { mapSqliteError } from './db-errors';
@@ -20,16 +19,10 @@ interface Pending {
 export class WriteBatcher {
   private queue: Pending[] = [];
   private scheduled = false;
-  private lastFlushEnd = 0;
 
-  /**
-   * @param coalesceMs Under load (another flush ended less than this long ago) the next flush waits this long to
-   *   gather more writes into its fsync; an idle store flushes on the next turn of the event loop.
-   */
   constructor(
     private readonly db: Database,
     private readonly isClosed: () => boolean,
-    private readonly coalesceMs = 2,
   ) {}
 
   run<T>(op: () => T): Promise<T> {
@@ -41,8 +34,9 @@ export class WriteBatcher {
       this.queue.push({ op, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        if (performance.now() - this.lastFlushEnd < this.coalesceMs) setTimeout(() => this.flush(), this.coalesceMs);
-        else setImmediate(() => this.flush());
+        // The next turn of the event loop: writes issued by every request handled in this turn share the commit,
+        // and a lone write waits for nothing but its own fsync.
+        setImmediate(() => this.flush());
       }
     });
   }
@@ -89,7 +83,6 @@ export class WriteBatcher {
       for (const p of batch) p.reject(err);
       return;
     }
-    this.lastFlushEnd = performance.now();
     batch.forEach((p, i) => {
       const r = results[i] as { ok: boolean; value: unknown };
       if (r.ok) p.resolve(r.value);
