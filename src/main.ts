@@ -135,8 +135,8 @@ async function main(): Promise<void> {
   });
 
   const servers: { server: http.Server; sockets: Set<Socket> }[] = [];
-  const start = async (tls: Config['server']['tls'], host: string, port: number, name: string): Promise<void> => {
-    const server = createServer(tls, app);
+  const start = async (tls: Config['server']['tls'], host: string, port: number, name: string, listener: http.RequestListener): Promise<void> => {
+    const server = createServer(tls, listener);
     const sockets = new Set<Socket>();
     server.on('connection', (s: Socket) => {
       sockets.add(s);
@@ -148,9 +148,12 @@ async function main(): Promise<void> {
     process.stdout.write(`devicegate ${name} listening on ${tls.enabled ? 'https' : 'http'}://${host}:${bound}\n`);
   };
   try {
-    await start(config.server.tls, config.server.host, config.server.port, 'main');
+    await start(config.server.tls, config.server.host, config.server.port, 'main', app);
     const cl = config.server.concentratorListener;
-    if (cl.enabled) await start(cl.tls, cl.host, cl.port, 'concentrator');
+    if (cl.enabled) {
+      const concentratorApp = createApp({ config, store, clock: systemClock, logger, metrics, services }, { surface: 'concentrator' });
+      await start(cl.tls, cl.host, cl.port, 'concentrator', concentratorApp);
+    }
   } catch (e) {
     logger.fatal({ err: e }, 'cannot listen');
     process.stderr.write(`devicegate: cannot listen: ${(e as Error).message}\n`);

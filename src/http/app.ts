@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger';
 import type { Metrics } from '../metrics/registry';
 import type { Services } from '../services';
 import type { Store } from '../store/types';
+import { mtlsConcentratorPrincipal } from '../auth/mtls';
 import { consoleRoutes, sessionPrincipalResolver } from './console';
 import { errorHandler, notFoundHandler } from './errors';
 import { authenticate } from './middleware/auth';
@@ -34,11 +35,21 @@ export interface App {
   readonly routes: RouteTable;
 }
 
+export interface AppOptions {
+  /**
+   * `all`: the main listener. `concentrator`: the dedicated concentrator listener, which serves only what
+   * concentrators need (decisions, FreeRADIUS adapter, revocation feed, CRL/OCSP/chain, health) and recognises
+   * concentrators by their TLS client certificate (mutual TLS) as well as by bearer token.
+   */
+  readonly surface?: 'all' | 'concentrator';
+}
+
 /**
  * Builds the HTTP application. It never listens: `main.ts` does, and tests hand the result to supertest.
  */
-export function createApp(deps: AppDeps): App {
+export function createApp(deps: AppDeps, options: AppOptions = {}): App {
   const { config } = deps;
+  const concentratorOnly = options.surface === 'concentrator';
   const table = new RouteTable();
   const app = express();
   app.disable('x-powered-by');
@@ -49,12 +60,13 @@ export function createApp(deps: AppDeps): App {
   app.use(requestMetrics(deps.metrics));
   app.use(securityHeaders(config.server.tls.enabled));
   app.use(express.json({ limit: config.server.jsonBodyLimitBytes, strict: true, type: ['application/json', 'application/*+json'] }));
-  const sessionResolver = sessionPrincipalResolver(deps);
+  const sessionResolver = concentratorOnly ? null : sessionPrincipalResolver(deps);
+  const mtlsResolver = async (req: IncomingMessage) => mtlsConcentratorPrincipal(req);
   app.use(
     authenticate(
       deps.services.apiTokens,
       { itAdminMayReadAudit: config.audit.itAdminMayReadRawLogs },
-      sessionResolver ? [sessionResolver] : [],
+      concentratorOnly ? [mtlsResolver] : sessionResolver ? [sessionResolver] : [],
     ),
   );
 
@@ -67,26 +79,27 @@ export function createApp(deps: AppDeps): App {
     }),
   );
 
-  app.use(deviceRoutes(table, deps.services.registry, { importBodyLimitBytes: config.server.importBodyLimitBytes }));
   app.use(pkiRoutes(table, deps.services.pki, { ocspMaxRequestBytes: config.ca.ocsp.maxRequestBytes }));
   app.use(concentratorRoutes(table, deps));
-  app.use(auditRoutes(table, deps.services.auditAccess));
-  app.use(
-    enrollmentRoutes(table, deps.services.enrollment, {
-      rateLimits: deps.store.rateLimits,
-      clock: deps.clock,
-      maxRequestBytes: config.enrollment.maxRequestBytes,
-      perMinute: config.enrollment.requestsPerMinutePerAddress,
-    }),
-  );
-
-  app.use(consoleRoutes(table, deps));
+  if (!concentratorOnly) {
+    app.use(deviceRoutes(table, deps.services.registry, { importBodyLimitBytes: config.server.importBodyLimitBytes }));
+    app.use(auditRoutes(table, deps.services.auditAccess));
+    app.use(
+      enrollmentRoutes(table, deps.services.enrollment, {
+        rateLimits: deps.store.rateLimits,
+        clock: deps.clock,
+        maxRequestBytes: config.enrollment.maxRequestBytes,
+        perMinute: config.enrollment.requestsPerMinutePerAddress,
+      }),
+    );
+    app.use(consoleRoutes(table, deps));
+  }
 
   app.use(notFoundHandler);
   app.use(errorHandler);
 
   // The connection-time decision is the hot path: a lean handler answers it before Express routing runs.
-  const fastPath = createConcentratorFastPath(table, deps);
+  const fastPath = createConcentratorFastPath(table, deps, concentratorOnly ? mtlsConcentratorPrincipal : undefined);
   const listener = ((req: IncomingMessage, res: ServerResponse) => {
     if (!fastPath(req, res)) app(req, res);
   }) as App;

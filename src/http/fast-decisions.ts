@@ -37,6 +37,8 @@ export interface FastDecisionsOptions {
   readonly tls: boolean;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Recognises a caller without an Authorization header (mutual TLS on the concentrator listener). */
+  readonly resolvePrincipal?: ((req: IncomingMessage) => Principal | null) | undefined;
 }
 
 const PATH = '/v1/decisions';
@@ -194,6 +196,8 @@ export function createFastDecisionsHandler(o: FastDecisionsOptions): (req: Incom
         const m = BEARER_RE.exec(header);
         if (!m) throw unauthorized('INVALID_AUTHORIZATION', 'Authorization must be "Bearer <token>".');
         principal = await o.apiTokens.verify(m[1] as string);
+      } else if (o.resolvePrincipal) {
+        principal = o.resolvePrincipal(req);
       }
     } catch (err) {
       fail(req, res, ctx, err);

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { Router } from 'express';
 import { unavailable } from '../../domain/errors';
 import type { RevocationFeedEvent } from '../../services/decisions';
+import type { Principal } from '../../auth/permissions';
 import type { AppDeps } from '../app';
 import { createFastDecisionsHandler } from '../fast-decisions';
 import { principalOf } from '../params';
@@ -89,7 +90,11 @@ export function concentratorRoutes(table: RouteTable, deps: AppDeps): Router {
  * other request. The permission is read from the route table entry the Express route registered, so both paths
  * enforce the same access rule.
  */
-export function createConcentratorFastPath(table: RouteTable, deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createConcentratorFastPath(
+  table: RouteTable,
+  deps: AppDeps,
+  resolvePrincipal?: (req: IncomingMessage) => Principal | null,
+): (req: IncomingMessage, res: ServerResponse) => boolean {
   const spec = table.routes.find((r) => r.method === 'post' && r.path === '/v1/decisions');
   if (!spec || spec.access === 'public') {
     throw new Error('createConcentratorFastPath: POST /v1/decisions must be registered (with a permission) before the fast path');
@@ -103,5 +108,6 @@ export function createConcentratorFastPath(table: RouteTable, deps: AppDeps): (r
     tls: deps.config.server.tls.enabled,
     logger: deps.logger,
     metrics: deps.metrics,
+    resolvePrincipal,
   });
 }
