@@ -1,6 +1,6 @@
 /**
  * devicegate-agent end to end: a real swtpm provisioned by a test manufacturer CA, the agent CLI (`main`) over
- * real HTTP against a reference server built on the pure verifiers, then renew. No TPM mock.
+ * real HTTP against the real gateway (live-enrollment-server.ts), then renew. No TPM mock.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID, X509Certificate } from 'node:crypto';
@@ -15,7 +15,7 @@ import { DeviceTpm } from '../../../src/agent/tpm-device';
 import { marshalPublic, parsePublic, publicToSpki, publicToTpm2b } from '../../../src/tpm';
 import { describeWith, tool } from '../../helpers/requirements';
 import { SwtpmHarness, type ManufacturerCa, type ProvisionedTpm, type RunningSwtpm } from '../../helpers/swtpm';
-import { startReferenceServer, type ReferenceServer } from './reference-server';
+import { startLiveEnrollmentServer, type LiveEnrollmentServer } from './live-enrollment-server';
 
 const run = promisify(execFile);
 
@@ -31,7 +31,7 @@ describeWith([tool('swtpm'), tool('swtpm_setup'), tool('openssl'), tool('tpm2_re
   let ca: ManufacturerCa;
   let tpm: RunningSwtpm;
   let provisioned: ProvisionedTpm;
-  let server: ReferenceServer;
+  let server: LiveEnrollmentServer;
   let out: string;
 
   beforeAll(async () => {
@@ -39,7 +39,7 @@ describeWith([tool('swtpm'), tool('swtpm_setup'), tool('openssl'), tool('tpm2_re
     ca = await h.createManufacturerCa('Acme TPM');
     provisioned = await h.provisionTpm(ca);
     tpm = await h.startSwtpm(provisioned);
-    server = await startReferenceServer({ trustedRootsPem: ca.bundlePem });
+    server = await startLiveEnrollmentServer({ trustedRootsPem: ca.bundlePem });
     out = await mkdtemp(path.join(tmpdir(), 'devicegate-agent-'));
   }, 60_000);
 
@@ -48,6 +48,17 @@ describeWith([tool('swtpm'), tool('swtpm_setup'), tool('openssl'), tool('tpm2_re
     await h?.dispose();
     if (out) await rm(out, { recursive: true, force: true });
   });
+
+  /** One TPM, one inventory entry: the tests below share the device and take a fresh token each. */
+  let registered: { deviceId: string; token: string } | null = null;
+  async function officialDevice(): Promise<{ deviceId: string; token: string }> {
+    if (!registered) {
+      const hash = await ekHash({ tcti: tpm.tcti, log: () => undefined });
+      registered = await server.register(hash.ekPublicSha256);
+      return registered;
+    }
+    return { deviceId: registered.deviceId, token: await server.token(registered.deviceId) };
+  }
 
   it('prints the EK hash IT registers, equal to the SHA-256 of the EK certificate key', async () => {
     const r = await runCli(['--tcti', tpm.tcti, '--json', 'ek-hash']);
@@ -100,10 +111,7 @@ describeWith([tool('swtpm'), tool('swtpm_setup'), tool('openssl'), tool('tpm2_re
   });
 
   it('enrolls: start → ActivateCredential → Certify(nonce) → TPM-signed CSR → finish, then renews', async () => {
-    const deviceId = randomUUID();
-    const token = 'tok_' + randomUUID();
-    const hash = await ekHash({ tcti: tpm.tcti, log: () => undefined });
-    server.register(deviceId, hash.ekPublicSha256, token);
+    const { deviceId, token } = await officialDevice();
 
     const r = await runCli(['--tcti', tpm.tcti, '--json', 'enroll', '--server', server.url, '--token', token, '--device-id', deviceId, '--out', out]);
     expect(r.err).toContain('TPM: ActivateCredential');
@@ -113,7 +121,7 @@ describeWith([tool('swtpm'), tool('swtpm_setup'), tool('openssl'), tool('tpm2_re
 
     const cert = new X509Certificate(await readFile(res.certificateFile));
     expect(cert.subject).toBe(`CN=${deviceId}`);
-    expect(cert.verify(new X509Certificate(server.caCertPem).publicKey)).toBe(true);
+    expect(cert.verify(new X509Certificate(server.issuingCaPem).publicKey)).toBe(true);
     const c = tpm.client();
     const keyPub = await c.readPublic(0x81000002);
     await c.transport.close();
@@ -127,43 +135,36 @@ describeWith([tool('swtpm'), tool('swtpm_setup'), tool('openssl'), tool('tpm2_re
   });
 
   it('fails with the server reason when the token is reused (second enroll)', async () => {
-    const deviceId = randomUUID();
-    const token = 'tok_' + randomUUID();
-    const hash = await ekHash({ tcti: tpm.tcti, log: () => undefined });
-    server.register(deviceId, hash.ekPublicSha256, token);
+    const { deviceId, token } = await officialDevice();
     const dir = await mkdtemp(path.join(tmpdir(), 'devicegate-agent-'));
     try {
       const first = await runCli(['--tcti', tpm.tcti, 'enroll', '--server', server.url, '--token', token, '--device-id', deviceId, '--out', dir]);
       expect(first.code).toBe(0);
       const second = await runCli(['--tcti', tpm.tcti, '--json', 'enroll', '--server', server.url, '--token', token, '--device-id', deviceId, '--out', dir]);
       expect(second.code).toBe(1);
-      expect(JSON.parse(second.out)).toMatchObject({ ok: false, error: { code: 'DEVICE_NOT_FOUND' } });
+      expect(JSON.parse(second.out)).toMatchObject({ ok: false, error: { code: 'TOKEN_SPENT' } });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
   it('refuses to renew a suspended device (server reason printed)', async () => {
-    const deviceId = randomUUID();
-    const token = 'tok_' + randomUUID();
-    const hash = await ekHash({ tcti: tpm.tcti, log: () => undefined });
-    server.register(deviceId, hash.ekPublicSha256, token);
+    const { deviceId, token } = await officialDevice();
     const dir = await mkdtemp(path.join(tmpdir(), 'devicegate-agent-'));
     try {
       expect((await runCli(['--tcti', tpm.tcti, 'enroll', '--server', server.url, '--token', token, '--device-id', deviceId, '--out', dir])).code).toBe(0);
-      server.setStatus(deviceId, 'suspended');
+      await server.setStatus(deviceId, 'suspended');
       const r = await runCli(['--tcti', tpm.tcti, 'renew', '--out', dir]);
       expect(r.code).toBe(1);
-      expect(r.err).toContain('DEVICE_NOT_ACTIVE');
+      expect(r.err).toContain('DEVICE_SUSPENDED');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
   it('refuses a device whose EK is not the registered one (unregistered TPM)', async () => {
-    const deviceId = randomUUID();
-    server.register(deviceId, '00'.repeat(32), 'tok_unregistered_0001');
-    const r = await runCli(['--tcti', tpm.tcti, '--json', 'enroll', '--server', server.url, '--token', 'tok_unregistered_0001', '--device-id', deviceId, '--out', out]);
+    const { deviceId, token } = await server.register('00'.repeat(32));
+    const r = await runCli(['--tcti', tpm.tcti, '--json', 'enroll', '--server', server.url, '--token', token, '--device-id', deviceId, '--out', out]);
     expect(r.code).toBe(1);
     expect(JSON.parse(r.out)).toMatchObject({ ok: false, error: { code: 'EK_NOT_REGISTERED' } });
   });

@@ -1,7 +1,9 @@
 /**
- * OpenVPN uses the TPM-held device key: enroll with the agent (real swtpm), then an OpenVPN 2.6 client with
- * `--providers tpm2 default --key device-key.tss2.pem` completes a TLS 1.3 handshake with a p2p OpenVPN server
- * that verifies the device certificate. tpm2-openssl needs a user-space resource manager for TLS (TLS keeps several
+ * The whole path with the key never leaving the TPM: the agent enrolls a real swtpm against the REAL gateway
+ * (registered EK, one-time token, attestation), then an OpenVPN 2.6 client with `--providers tpm2 default --key
+ * device-key.tss2.pem` completes a TLS 1.3 handshake with a p2p OpenVPN server that trusts devicegate's CA and asks
+ * devicegate at tls-verify (the shipped sh hook), which audits the allow. (Refusals of revoked, suspended and
+ * unknown devices through the same hook: test/e2e/openvpn-tls-verify-sh.test.ts.) tpm2-openssl needs a user-space resource manager for TLS (TLS keeps several
  * TPM hash sequences open; swtpm has 3 object slots), so tpm2-abrmd runs on a private D-Bus session bus.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -14,7 +16,8 @@ import { main } from '../../../src/agent/cli';
 import { ekHash } from '../../../src/agent/flows';
 import { describeWith, tool } from '../../helpers/requirements';
 import { SwtpmHarness, freePort, type RunningSwtpm } from '../../helpers/swtpm';
-import { startReferenceServer, type ReferenceServer } from './reference-server';
+import { bearer } from '../../helpers/tokens';
+import { startLiveEnrollmentServer, type LiveEnrollmentServer } from './live-enrollment-server';
 
 const run = promisify(execFile);
 
@@ -50,7 +53,7 @@ describeWith(
   () => {
     let h: SwtpmHarness;
     let tpm: RunningSwtpm;
-    let server: ReferenceServer;
+    let server: LiveEnrollmentServer;
     let dir: string;
     const procs: ChildProcess[] = [];
 
@@ -58,7 +61,7 @@ describeWith(
       h = await SwtpmHarness.create();
       const ca = await h.createManufacturerCa('Acme TPM');
       tpm = await h.startSwtpm(await h.provisionTpm(ca));
-      server = await startReferenceServer({ trustedRootsPem: ca.bundlePem });
+      server = await startLiveEnrollmentServer({ trustedRootsPem: ca.bundlePem });
       dir = await mkdtemp(path.join(tmpdir(), 'devicegate-ovpn-'));
     }, 60_000);
 
@@ -70,9 +73,7 @@ describeWith(
     });
 
     it('completes an OpenVPN TLS handshake signed by the TPM key from the agent’s TSS2 key file', async () => {
-      const deviceId = randomUUID();
-      const token = 'tok_' + randomUUID();
-      server.register(deviceId, (await ekHash({ tcti: tpm.tcti, log: () => undefined })).ekPublicSha256, token);
+      const { deviceId, token } = await server.register((await ekHash({ tcti: tpm.tcti, log: () => undefined })).ekPublicSha256);
       let out = '';
       const code = await main(['--tcti', tpm.tcti, '--json', 'enroll', '--server', server.url, '--token', token, '--device-id', deviceId, '--out', dir], {
         stdout: (s) => (out += s),
@@ -88,7 +89,16 @@ describeWith(
       await o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'vpn.key', '-out', 'vpn.csr', '-subj', '/CN=vpn-server');
       await writeFile(path.join(dir, 'ext.cnf'), 'extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n');
       await o('x509', '-req', '-in', 'vpn.csr', '-CA', 'vpnca.pem', '-CAkey', 'vpnca.key', '-CAcreateserial', '-out', 'vpn.pem', '-days', '1', '-extfile', 'ext.cnf');
-      await writeFile(path.join(dir, 'device-ca.pem'), server.caCertPem);
+      await writeFile(path.join(dir, 'device-ca.pem'), server.chainPem);
+      const concentratorToken = (await bearer(server.app.services, 'concentrator', 'ovpn-tpm')).replace(/^Bearer /, '');
+      await writeFile(path.join(dir, 'concentrator-token'), concentratorToken, { mode: 0o600 });
+      const hook = [
+        '--script-security', '2',
+        '--setenv', 'DEVICEGATE_URL', server.url,
+        '--setenv', 'DEVICEGATE_TOKEN_FILE', path.join(dir, 'concentrator-token'),
+        '--setenv', 'DEVICEGATE_GATEWAY_ID', 'ovpn-tpm',
+        '--tls-verify', path.resolve(__dirname, '..', '..', '..', 'docker', 'openvpn', 'devicegate-tls-verify.sh'),
+      ];
 
       // tpm2-abrmd owns the swtpm connection from here on.
       const dbus = spawn('dbus-daemon', ['--session', '--nofork', '--print-address=1'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -112,7 +122,7 @@ describeWith(
       const sp = await freePort();
       const cp = await freePort();
       const common = ['--dev', 'null', '--proto', 'udp', '--local', '127.0.0.1', '--verb', '3', '--ping', '1', '--connect-retry', '1'];
-      const srv = spawn('openvpn', [...common, '--lport', String(sp), '--remote', '127.0.0.1', String(cp), '--tls-server', '--dh', 'none', '--ca', 'device-ca.pem', '--cert', 'vpn.pem', '--key', 'vpn.key'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const srv = spawn('openvpn', [...common, '--lport', String(sp), '--remote', '127.0.0.1', String(cp), '--tls-server', '--dh', 'none', '--ca', 'device-ca.pem', '--cert', 'vpn.pem', '--key', 'vpn.key', ...hook], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
       procs.push(srv);
       const srvDone = waitFor(srv, /Initialization Sequence Completed/, 30_000, 'openvpn server');
       const srvVerified = waitFor(srv, new RegExp(`VERIFY OK: depth=0, CN=${deviceId}`), 30_000, 'openvpn server verify');
@@ -127,6 +137,10 @@ describeWith(
         throw new Error(`${e.message}\n--- client ---\n${cliLog.slice(-3000)}\n--- tpm2-abrmd ---\n${abrmdLog.slice(-1500)}`);
       });
       expect(await all).toHaveLength(4);
+      await server.app.services.audit.log.flush();
+      const decisions = await server.app.store.audit.query({ type: 'vpn.decision', deviceId }, { limit: 10 });
+      expect(decisions.items.map((e) => e.decision)).toEqual(['allow']);
+      expect(JSON.parse(decisions.items[0]!.body).data.concentrator).toMatchObject({ id: 'ovpn-tpm', hook: 'tls-verify' });
     }, 60_000);
   },
 );
