@@ -7,7 +7,7 @@
  * TPM hash sequences open; swtpm has 3 object slots), so tpm2-abrmd runs on a private D-Bus session bus.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
