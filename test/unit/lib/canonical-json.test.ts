@@ -27,7 +27,7 @@ describe('canonicalJson', () => {
     expect(() => canonicalJson({ b: 1n })).toThrow(/cannot encode/);
     let deep: Record<string, unknown> = {};
     const root = deep;
-    for (let i = 0; i < 70; i++) deep = (deep.x = {}) as Record<string, unknown>;
+    for (let i = 0; i < 70; i++) deep = (deep.x = {});
     expect(() => canonicalJson(root)).toThrow(/deeper than 64/);
   });
 });
