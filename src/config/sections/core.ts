@@ -94,7 +94,7 @@ export const storeSchema = z
         synchronous: z
           .enum(['FULL', 'NORMAL'])
           .default('FULL')
-          .describe('`FULL` fsyncs every commit (audit entries survive power loss); `NORMAL` only survives process crashes.'),
+          .describe('`FULL`: a write is acknowledged only after the WAL holding it is fsynced (off the event loop), so audit entries survive power loss; `NORMAL`: only process crashes.'),
         busyTimeoutMs: z.number().int().min(0).default(5000).describe('How long a write waits for another process (e.g. the CLI).'),
       })
       .prefault({})

@@ -144,6 +144,9 @@ export class BackgroundCheckpointer {
     const worker = this.worker;
     this.worker = null;
     if (worker === null) return;
+    // Referenced again while we wait: an unreferenced worker's exit would not keep an otherwise idle process alive,
+    // and close() would never settle.
+    worker.ref();
     await new Promise<void>((resolve) => {
       worker.once('exit', () => resolve());
       worker.postMessage('close');

@@ -4,7 +4,8 @@
  * start the thread and check that it really checkpoints, that the WAL stays bounded, that the connection's own
  * auto-checkpoint is demoted to a fallback, and that close() stops the thread and leaves a consistent database.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -74,5 +75,28 @@ describe('SQLite background checkpointer', () => {
     expect(reopened.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 5000 });
     expect(reopened.pragma('integrity_check', { simple: true })).toBe('ok');
     reopened.close();
+  });
+
+  it('close() settles in a process with nothing else to do (the unreferenced thread must not strand it)', () => {
+    // Regression: waiting for an unreferenced worker's exit let an idle process end with close() pending, so a CLI
+    // or benchmark stopped silently with exit code 0 after its first long write run.
+    const script = path.join(dir, 'close.ts');
+    const root = path.resolve(__dirname, '../../..');
+    writeFileSync(
+      script,
+      `import { openSqliteStore } from ${JSON.stringify(path.join(root, 'src/store/sqlite'))};
+async function main(): Promise<void> {
+  const store = openSqliteStore({ path: ${JSON.stringify(path.join(dir, 'cli.db'))} });
+  for (let i = 0; i < 300; i++) await store.nonces.put('k' + i, 'v', 60000, Date.now());
+  await store.close();
+  process.stdout.write('closed\\n');
+}
+void main();
+`,
+    );
+    const r = spawnSync(process.execPath, ['-r', path.join(root, 'scripts/ts-register.js'), script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('closed\n');
+    expect(r.status).toBe(0);
   });
 });
