@@ -119,11 +119,13 @@ function walBarrier(dbPath: string): { barrier: () => Promise<void>; close: () =
   let handle: Promise<FileHandle> | null = null;
   return {
     barrier: async () => {
-      handle ??= open(walPath, 'r+');
+      const current = (handle ??= open(walPath, 'r+'));
       try {
-        await (await handle).datasync();
+        await (await current).datasync();
       } catch (e) {
+        // The next barrier starts from a fresh descriptor.
         handle = null;
+        void current.then((h) => h.close()).catch(() => undefined);
         throw e;
       }
     },
