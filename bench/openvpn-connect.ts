@@ -6,12 +6,14 @@
  * `--management-client-auth` answered by the in-process `OpenVpnManagementAuthorizer`, which asks the real
  * devicegate app (SQLite store, dev CA, audit log; `POST /v1/decisions`) for every CONNECT. Clients (`--dev null`) alternate between A and B; each run is timed from
  * process spawn to `Initialization Sequence Completed` in the client log. Prints the medians, p90s and the ratio,
- * the adapter's own share of the time, and a third variant C for comparison: the synchronous `--tls-verify` hook
- * answering from its local decision cache.
+ * the adapter's own share of the time, and for comparison the synchronous alternatives: the Node `--tls-verify` hook
+ * answering from its local decision cache, the POSIX-sh hook and the C plugin (docker/openvpn/plugin), each asking
+ * devicegate and answering from its cache.
  *
  * Needs root and /dev/net/tun (server side). Run: `node -r ./scripts/ts-register.js bench/openvpn-connect.ts [runs]`
  * or, once registered in bench/run.js, `npm run bench -- openvpn-connect --runs 20`.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,6 +45,10 @@ export interface OpenVpnConnectBenchResult {
   readonly withShHookAsking: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
   /** The same hook answering from its cache. */
   readonly withShHookCached: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
+  /** The C plugin (docker/openvpn/plugin) asking devicegate every time, inside the OpenVPN process. */
+  readonly withPluginAsking: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
+  /** The C plugin answering from its cache. */
+  readonly withPluginCached: { readonly medianMs: number; readonly p90Ms: number; readonly samples: number[] };
   /** median(with) / median(without). */
   readonly ratio: number;
   /** The adapter's own share: `>CLIENT:CONNECT` received → OpenVPN acknowledged our `client-auth-nt` (ms). */
@@ -120,6 +126,19 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
     });
     cleanups.push(() => shServer.stop());
 
+    // Variant E: the C plugin, synchronous inside OpenVPN (no process start, no deferred-auth tick).
+    const pluginPath = path.join(work, 'devicegate-openvpn-plugin.so');
+    const build = spawnSync('sh', [path.resolve(__dirname, '..', 'scripts', 'build-openvpn-plugin.sh'), pluginPath], { encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`plugin build failed:\n${build.stdout}${build.stderr}`);
+    const pluginCache = path.join(work, 'plugin-cache');
+    mkdirSync(pluginCache);
+    const pluginServer = await startOpenVpnServer({
+      ...common,
+      workDir: path.join(work, 'plugin'),
+      auth: { kind: 'plugin', path: pluginPath, args: [`url=${endpoint.url}`, `token_file=${tokenFile}`, 'gateway_id=bench-plugin', `cache_dir=${pluginCache}`] },
+    });
+    cleanups.push(() => pluginServer.stop());
+
     const connect = async (port: number, name: string): Promise<number> => {
       const { result } = await connectOpenVpnClient({
         workDir: path.join(work, 'clients'),
@@ -138,11 +157,14 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
     await connect(managed.port, 'warm-managed');
     await connect(hooked.port, 'warm-hooked');
     await connect(shServer.port, 'warm-sh');
+    await connect(pluginServer.port, 'warm-plugin');
     const without: number[] = [];
     const withAdapter: number[] = [];
     const withHook: number[] = [];
     const withShAsking: number[] = [];
     const withShCached: number[] = [];
+    const withPluginAsking: number[] = [];
+    const withPluginCached: number[] = [];
     decisionMs.length = 0;
     for (let i = 0; i < runs; i++) {
       // Alternate the order so drift (CPU frequency, page cache) hits both variants alike.
@@ -158,6 +180,10 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
       mkdirSync(shCache);
       withShAsking.push(await connect(shServer.port, `sh-ask-${i}`));
       withShCached.push(await connect(shServer.port, `sh-cached-${i}`));
+      rmSync(pluginCache, { recursive: true, force: true });
+      mkdirSync(pluginCache);
+      withPluginAsking.push(await connect(pluginServer.port, `plugin-ask-${i}`));
+      withPluginCached.push(await connect(pluginServer.port, `plugin-cached-${i}`));
     }
     const result: OpenVpnConnectBenchResult = {
       openvpnVersion: openvpnVersion(),
@@ -167,6 +193,8 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
       withCachedTlsVerifyHook: { medianMs: quantile(withHook, 0.5), p90Ms: quantile(withHook, 0.9), samples: withHook },
       withShHookAsking: { medianMs: quantile(withShAsking, 0.5), p90Ms: quantile(withShAsking, 0.9), samples: withShAsking },
       withShHookCached: { medianMs: quantile(withShCached, 0.5), p90Ms: quantile(withShCached, 0.9), samples: withShCached },
+      withPluginAsking: { medianMs: quantile(withPluginAsking, 0.5), p90Ms: quantile(withPluginAsking, 0.9), samples: withPluginAsking },
+      withPluginCached: { medianMs: quantile(withPluginCached, 0.5), p90Ms: quantile(withPluginCached, 0.9), samples: withPluginCached },
       ratio: quantile(withAdapter, 0.5) / quantile(without, 0.5),
       adapterDecision: { medianMs: Number(quantile(decisionMs, 0.5).toFixed(2)), p90Ms: Number(quantile(decisionMs, 0.9).toFixed(2)) },
     };
@@ -186,6 +214,10 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
         `  ratio sh-asking/without: ${(result.withShHookAsking.medianMs / result.withoutAdapter.medianMs).toFixed(3)}×`,
         line('sh tls-verify hook, cached allow', result.withShHookCached),
         `  ratio sh-cached/without: ${(result.withShHookCached.medianMs / result.withoutAdapter.medianMs).toFixed(3)}×`,
+        line('C plugin, asking devicegate', result.withPluginAsking),
+        `  ratio plugin-asking/without: ${(result.withPluginAsking.medianMs / result.withoutAdapter.medianMs).toFixed(3)}× (target ≤ 1.05×)`,
+        line('C plugin, cached allow', result.withPluginCached),
+        `  ratio plugin-cached/without: ${(result.withPluginCached.medianMs / result.withoutAdapter.medianMs).toFixed(3)}× (target ≤ 1.05×)`,
         '',
       ].join('\n'),
     );

@@ -47,7 +47,9 @@ export type ServerAuth =
       readonly hooks: readonly ('tls-verify' | 'auth-user-pass-verify' | 'client-connect' | 'client-disconnect')[];
       readonly tlsVerifyCommand?: string;
       readonly env?: Readonly<Record<string, string>>;
-    };
+    }
+  /** `plugin <path> "<arg>" …`: an OpenVPN plugin (.so) with its arguments. */
+  | { readonly kind: 'plugin'; readonly path: string; readonly args: readonly string[] };
 
 /** Server settings. */
 export interface OpenVpnServerOptions {
@@ -142,6 +144,8 @@ export async function startOpenVpnServer(options: OpenVpnServerOptions): Promise
       if (h === 'client-connect') lines.push(`client-connect "${a.command}"`);
       if (h === 'client-disconnect') lines.push(`client-disconnect "${a.command}"`);
     }
+  } else if (a.kind === 'plugin') {
+    lines.push(`plugin ${a.path} ${a.args.map((x) => `"${x}"`).join(' ')}`);
   }
   lines.push(...(options.extraConfig ?? []));
   const configPath = path.join(options.workDir, `server-${port}.conf`);
