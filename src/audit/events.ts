@@ -43,6 +43,11 @@ const concentrator = z.strictObject({
   kind: z.enum(['openvpn', 'freeradius', 'strongswan', 'other']),
   hook: z.string().max(64).optional(),
   version: z.string().max(64).optional(),
+  /**
+   * Name of the API token or mTLS principal that authenticated the request. Everything else here is what the caller
+   * claims about itself; this is who it proved to be (a stolen token shows up under its own name).
+   */
+  credential: z.string().max(200).optional(),
 });
 const peer = z.strictObject({ ip, port: z.number().int().min(0).max(65535).optional() });
 const certIdentity = z.strictObject({

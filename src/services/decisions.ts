@@ -398,13 +398,14 @@ function auditPeer(request: DecisionRequest): DecisionData['peer'] {
   return typeof port === 'number' ? { ip, port } : { ip };
 }
 
-function auditConcentrator(request: DecisionRequest): DecisionData['concentrator'] {
+function auditConcentrator(request: DecisionRequest, principal: Principal): DecisionData['concentrator'] {
   const g = request.gateway;
   return {
     id: g.id.slice(0, 200),
     kind: g.kind,
     ...(g.hook ? { hook: g.hook.slice(0, 64) } : {}),
     ...(g.version ? { version: g.version.slice(0, 64) } : {}),
+    credential: principal.name.slice(0, 200),
   };
 }
 
@@ -643,7 +644,7 @@ class DefaultDecisionService implements DecisionService {
       deviceId: response.device_id,
       user: identity.username ? identity.username.slice(0, 500) : null,
       peer: auditPeer(request),
-      concentrator: auditConcentrator(request),
+      concentrator: auditConcentrator(request, ctx.principal),
       latencyMs: Math.min(3_600_000, Math.round(latencyMs * 1000) / 1000),
       policyVersion: response.policy_version.slice(0, 64),
     };

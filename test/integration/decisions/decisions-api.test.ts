@@ -56,7 +56,7 @@ describe('POST /v1/decisions', () => {
       reason: 'OK',
       deviceId: allowed.deviceId,
       peer: { ip: '203.0.113.7', port: 51234 },
-      concentrator: { id: 'ovpn-it-01', kind: 'openvpn', hook: 'mgmt-connect', version: '2.6.14' },
+      concentrator: { id: 'ovpn-it-01', kind: 'openvpn', hook: 'mgmt-connect', version: '2.6.14', credential: 'ovpn-it-01' },
       cert: { sha256: allowed.sha256, serialHex: allowed.serialHex, cn: allowed.deviceId },
       session: { ovpnCid: 7, ovpnKid: 1 },
       policyVersion: 'it-7',
@@ -64,6 +64,13 @@ describe('POST /v1/decisions', () => {
     expect(typeof entry!.latencyMs).toBe('number');
     // Client hints are self-asserted and not evidence: they are not written into the permanent record.
     expect(JSON.stringify(entry)).not.toContain('IV_PLAT');
+  });
+
+  it('a concentrator claiming another gateway id is still recorded under the credential it authenticated with (impersonation)', async () => {
+    const body = { ...openvpnBody(allowed), gateway: { id: 'radius-core-9', kind: 'freeradius' } };
+    const res = await ask(body).expect(200);
+    const entry = await decisionEntry(t.store, res.body.decision_id);
+    expect(entry?.concentrator).toEqual({ id: 'radius-core-9', kind: 'freeradius', credential: 'ovpn-it-01' });
   });
 
   it('identifies the certificate by issuer + serial alone (FreeRADIUS-style bare hex, one-line DN)', async () => {
