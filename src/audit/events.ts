@@ -227,6 +227,16 @@ const DEFS = {
       peer: peer.nullable().optional(),
     }),
   },
+  /** A console session ended by its user (sign-out). Expiry is not an event: the session simply stops working. */
+  'admin.logout': {
+    actor: 'required',
+    data: z.strictObject({
+      user: shortText,
+      method: z.enum(['saml']),
+      sessionSeconds: z.number().min(0).max(31_536_000),
+      peer: peer.nullable().optional(),
+    }),
+  },
   'config.load': {
     actor: 'required',
     data: z.strictObject({

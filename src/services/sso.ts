@@ -127,9 +127,22 @@ export async function createSso(deps: ServiceDeps & { audit: AuditRecorder }): P
           logger.error({ err: e, code: error.code }, 'could not audit a refused SAML sign-in');
         }
       },
-      onLogout(session, req) {
-        // The audit schema has no logout event type (see the report of issue 7); the access log keeps it.
-        req.log?.info({ user: session.user.nameId }, 'console sign-out');
+      async onLogout(session, req) {
+        // The session is already gone; a failed append must not make sign-out look failed, so it is logged instead.
+        try {
+          await audit.append({
+            type: 'admin.logout',
+            actor: { kind: 'user', id: session.user.nameId, roles: [...session.user.roles] },
+            data: {
+              user: session.user.nameId.slice(0, 500),
+              method: 'saml',
+              sessionSeconds: Math.max(0, Math.round((clock.nowMs() - session.createdAt) / 1000)),
+              peer: peerOf(req),
+            },
+          });
+        } catch (e) {
+          logger.error({ err: e }, 'could not audit a console sign-out');
+        }
       },
     },
   });

@@ -74,7 +74,7 @@ export const auditConfigSchema = z
       ),
     retentionDays: z
       .record(z.string().regex(RETENTION_TYPE_RE, 'an event type such as vpn.decision, or *'), z.number().int().min(1).max(36_500))
-      .default({ 'vpn.decision': 90, 'vpn.session_end': 90, 'api_token.use': 90, 'admin.login': 90 })
+      .default({ 'vpn.decision': 90, 'vpn.session_end': 90, 'api_token.use': 90, 'admin.login': 90, 'admin.logout': 90 })
       .describe(
         'Retention per event type in days; `*` is the default for types not listed (unlisted and no `*`: kept for ever). Deletion removes only whole prefixes of the chain, so an entry stays until every older entry may go as well.',
       ),

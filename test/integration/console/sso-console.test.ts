@@ -249,6 +249,9 @@ describe('web console with SAML sign-in (real app, samlify IdP)', () => {
       expect(out.headers.location).toBe('/console/signed-out');
       expect(setCookieLine(out, t.config.saml.session.cookieName)).toMatch(/Expires=Thu, 01 Jan 1970/);
       await request(t.app).get('/console').set('Cookie', s.cookie).expect(401);
+      const [logout] = await auditEntries(t, 'admin.logout');
+      expect(logout).toMatchObject({ actor: { kind: 'user', id: USERS.viewer.nameId }, data: { user: USERS.viewer.nameId, method: 'saml' } });
+      expect((logout?.data as { sessionSeconds: number }).sessionSeconds).toBeGreaterThanOrEqual(0);
       const page = await request(t.app).get('/console/signed-out').expect(200);
       expect(page.text).toContain('href="/saml/login?returnTo=%2Fconsole"');
     });

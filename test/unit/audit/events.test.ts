@@ -27,6 +27,7 @@ const EXAMPLES: AuditEventInput[] = [
   { type: 'api_token.use', actor: { kind: 'token', id: 't1', role: 'concentrator' }, data: { tokenId: 't1', route: 'POST /v1/decisions' } },
   { type: 'api_token.revoke', actor, data: { tokenId: 't1' } },
   { type: 'admin.login', data: { user: 'x@stadt.example', method: 'saml', outcome: 'failure', roles: [], reason: 'SIGNATURE_INVALID' } },
+  { type: 'admin.logout', actor: { kind: 'user', id: 'x@stadt.example', roles: ['auditor'] }, data: { user: 'x@stadt.example', method: 'saml', sessionSeconds: 1800, peer: { ip: '192.0.2.9' } } },
   { type: 'config.load', actor: { kind: 'system', id: 'system' }, data: { configSha256: hex, environment: 'production', files: ['/etc/devicegate/config.yaml'], devDefaults: [] } },
   { type: 'audit.export', actor, data: { format: 'ndjson', mode: 'query', filter: { deviceId: 'dev-1' }, rows: 3, pseudonymised: true } },
   { type: 'audit.verify', actor, data: { fromSeq: 1, toSeq: 100, ok: false, checked: 41, brokenSeq: 42, code: 'HASH_MISMATCH' } },
