@@ -144,6 +144,15 @@ export const samlConfigSchema = z
       })
       .prefault({})
       .describe('Server-side console sessions.'),
+    requestsPerMinutePerAddress: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(120)
+      .describe(
+        'Sign-in starts and assertion posts per client address and minute, counted across instances through the store; more get 429 (keeps a flood of failed sign-ins out of the audit log). Raise it when many staff sign in through one NAT address.',
+      ),
   })
   .superRefine((c, ctx) => {
     if (c.session.idleTimeoutSeconds > c.session.absoluteTimeoutSeconds) {

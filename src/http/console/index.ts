@@ -27,8 +27,6 @@ import { html } from './html';
 import type { MessageKey } from './i18n';
 import { consoleHeaders, formatTime, isConsolePath, page, renderError, sendPage, viewOf } from './view';
 
-/** Sign-in starts and assertion posts per client address and minute (shared across instances through the store). */
-export const SAML_REQUESTS_PER_MINUTE = 120;
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
@@ -93,7 +91,7 @@ export function consoleRoutes(table: RouteTable, deps: AppDeps): Router {
   };
 
   // --- SAML endpoints (the SAML core's router, reached through the table) -------------------------------------
-  const samlLimit = rateLimitByIp(deps.store.rateLimits, deps.clock, 'saml', SAML_REQUESTS_PER_MINUTE);
+  const samlLimit = rateLimitByIp(deps.store.rateLimits, deps.clock, 'saml', deps.config.saml.requestsPerMinutePerAddress);
   const saml: RequestHandler = (req, res, next) => {
     if (!sso) return next(notFound('SAML_DISABLED', 'Single sign-on is not enabled on this gateway.'));
     sso.router(req, res, next);

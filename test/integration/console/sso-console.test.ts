@@ -4,7 +4,6 @@
  * language switch.
  */
 import request from 'supertest';
-import { SAML_REQUESTS_PER_MINUTE } from '../../../src/http/console';
 import { CONSOLE_CSP } from '../../../src/http/console/view';
 import { buildTestApp, type TestApp } from '../../helpers/build-app';
 import { bearer } from '../../helpers/tokens';
@@ -291,9 +290,20 @@ describe('web console with SAML sign-in (real app, samlify IdP)', () => {
   });
 
   describe('sign-in flood', () => {
+    it('takes the limit from saml.requestsPerMinutePerAddress (an operator can tighten it)', async () => {
+      const strict = await buildSamlApp({ env: { DEVICEGATE_SAML__REQUESTS_PER_MINUTE_PER_ADDRESS: '7' } });
+      try {
+        const statuses: number[] = [];
+        for (let i = 0; i < 9; i++) statuses.push((await request(strict.app).get('/saml/login')).status);
+        expect(statuses).toEqual([302, 302, 302, 302, 302, 302, 302, 429, 429]);
+      } finally {
+        await strict.cleanup();
+      }
+    });
+
     it('rate-limits sign-in starts per client address (429) so failed sign-ins cannot flood the audit log', async () => {
       const statuses: number[] = [];
-      for (let i = 0; i < SAML_REQUESTS_PER_MINUTE + 5; i++) statuses.push((await request(t.app).get('/saml/login')).status);
+      for (let i = 0; i < t.config.saml.requestsPerMinutePerAddress + 5; i++) statuses.push((await request(t.app).get('/saml/login')).status);
       expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(5);
       expect(statuses.filter((s) => s !== 302 && s !== 429)).toEqual([]);
       const acs = await request(t.app).post('/saml/acs').type('form').send({ SAMLResponse: 'AAAA' });
