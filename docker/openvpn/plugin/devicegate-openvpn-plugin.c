@@ -19,6 +19,8 @@
  * Build: cc -O2 -Wall -Wextra -fPIC -shared -o devicegate-openvpn-plugin.so devicegate-openvpn-plugin.c -lcurl
  * (headers: openvpn's openvpn-plugin.h, libcurl4-openssl-dev). See scripts/build-openvpn-plugin.sh.
  */
+/* explicit_bzero */
+#define _DEFAULT_SOURCE
 #include <ctype.h>
 #include <curl/curl.h>
 #include <openvpn/openvpn-plugin.h>
@@ -308,6 +310,9 @@ static int ask_devicegate(struct context *c, const char *fp, const char *serial,
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
+    /* The token does not outlive the request in our memory (core dumps, swap). */
+    explicit_bzero(token, sizeof token);
+    explicit_bzero(auth, sizeof auth);
     if (c->log && rc != CURLE_OK) c->log(PLOG_WARN, PLUGIN_NAME, "devicegate not reached (%s): deny", curl_easy_strerror(rc));
     if (rc != CURLE_OK || resp.overflow) return -1;
     if (status != 200) {
