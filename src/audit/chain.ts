@@ -150,6 +150,22 @@ interface ParsedBody {
   data: Record<string, unknown>;
 }
 
+/** The first stored column that differs from what the hashed body says, or null. */
+function mismatchedColumn(stored: AuditEntry, b: ParsedBody): string | null {
+  if (stored.seq !== b.seq) return 'seq';
+  if (stored.prevHash !== b.prevHash) return 'prevHash';
+  if (stored.eventId !== b.eventId) return 'eventId';
+  if (stored.type !== b.type) return 'type';
+  if (stored.time !== Date.parse(b.time)) return 'time';
+  const idx = indexFields(b);
+  if (stored.deviceId !== idx.deviceId) return 'deviceId';
+  if (stored.user !== idx.user) return 'user';
+  if (stored.decision !== idx.decision) return 'decision';
+  if (stored.reason !== idx.reason) return 'reason';
+  if (stored.concentrator !== idx.concentrator) return 'concentrator';
+  return null;
+}
+
 /**
  * Verifies a chain one entry at a time in constant memory (a one-entry look-behind and one pending gap), so it can
  * check millions of rows streamed from the store or an export file.
@@ -285,29 +301,7 @@ export class ChainVerifier {
 
     // 3. Stored columns must say what the hashed body says.
     if (stored) {
-      const idx = indexFields(b);
-      const mismatch =
-        stored.seq !== b.seq
-          ? 'seq'
-          : stored.prevHash !== b.prevHash
-            ? 'prevHash'
-            : stored.eventId !== b.eventId
-              ? 'eventId'
-              : stored.type !== b.type
-                ? 'type'
-                : stored.time !== Date.parse(b.time)
-                  ? 'time'
-                  : stored.deviceId !== idx.deviceId
-                    ? 'deviceId'
-                    : stored.user !== idx.user
-                      ? 'user'
-                      : stored.decision !== idx.decision
-                        ? 'decision'
-                        : stored.reason !== idx.reason
-                          ? 'reason'
-                          : stored.concentrator !== idx.concentrator
-                            ? 'concentrator'
-                            : null;
+      const mismatch = mismatchedColumn(stored, b);
       if (mismatch) {
         return this.fail(stored.seq, 'FIELD_MISMATCH', `entry ${stored.seq}: stored column ${mismatch} differs from the hashed body`);
       }
