@@ -1,14 +1,13 @@
 /**
  * Real OpenVPN 2.6 with the shipped C plugin (docker/openvpn/plugin/devicegate-openvpn-plugin.c, compiled here by
- * scripts/build-openvpn-plugin.sh) deciding tls-verify inside the OpenVPN process against the REAL devicegate: an
- * enrolled device connects; an unregistered device, a suspended device and a revoked certificate are refused with
- * their reason in the audit log; a cached allow is reused without asking devicegate; a slow, failing or garbled
- * devicegate means deny and is not cached; a plugin set up to send the token over plain http to a non-loopback
- * host refuses to load (OpenVPN does not start).
+ * scripts/build-openvpn-plugin.sh) deciding tls-verify inside the OpenVPN process against the REAL devicegate. The
+ * scenarios it shares with the sh hook (support/tls-verify-adapter-cases.ts: allow, cached allow, unregistered,
+ * suspended, revoked, devicegate faults) plus what only the plugin does: the cache entries it writes, outages that are
+ * not cached, the OpenVPN chain check before it is asked, and refusing to load with a plain-http token channel.
  */
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connectOpenVpnClient, type OpenVpnServer, openvpnRequirements, startOpenVpnServer } from '../helpers/openvpn';
@@ -16,6 +15,7 @@ import { describeWith, pathExists, tool } from '../helpers/requirements';
 import { createTestPki, type TestCert, type TestPki } from '../helpers/test-pki';
 import { type LiveGateway, startLiveGateway } from './support/devicegate';
 import { type FaultyProxy, startFaultyProxy } from './support/faulty-proxy';
+import { DEVICEGATE_FAULTS, tlsVerifyAdapterCases } from './support/tls-verify-adapter-cases';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -82,51 +82,30 @@ describeWith(
       if (work) rmSync(work, { recursive: true, force: true });
     });
 
-    it('connects an enrolled device, audited as an allow from the tls-verify plugin, and caches the allow', async () => {
-      const cert = await gw.enrollDevice('laptop');
-      const { result } = await connect('laptop', cert);
-      expect(result.outcome).toBe('connected');
-      const [d] = await gw.decisions({ deviceId: cert.deviceId! });
-      expect(d).toMatchObject({ decision: 'allow', reason: 'OK', concentrator: { id: 'ovpn-plugin-e2e', kind: 'openvpn', hook: 'tls-verify' } });
-      expect(server.log()).toMatch(/PLUGIN_INIT: POST .*devicegate-openvpn-plugin\.so.*intercepted=PLUGIN_TLS_VERIFY/);
-      const entries = readdirSync(cacheDir).filter((f) => /^[0-9a-f]{64}$/.test(f));
-      expect(entries.length).toBeGreaterThanOrEqual(1);
-      const [verdict, expires] = readFileSync(path.join(cacheDir, entries[0] as string), 'utf8').trim().split(' ');
-      expect(verdict).toBe('allow');
-      expect(Number(expires)).toBeGreaterThan(Date.now() / 1000);
-    });
+    tlsVerifyAdapterCases(() => ({ gw, proxy, gatewayId: 'ovpn-plugin-e2e', connect }));
 
-    it('reuses a cached allow without asking devicegate again', async () => {
-      const cert = await gw.enrollDevice('repeat');
-      expect((await connect('repeat-1', cert)).result.outcome).toBe('connected');
-      const calls = proxy.decisionCalls.length;
-      expect((await connect('repeat-2', cert)).result.outcome).toBe('connected');
-      expect(proxy.decisionCalls.length).toBe(calls);
-    });
-
-    it('refuses a certificate of a device that is not in the inventory', async () => {
-      const cert = await gw.issueForUnknownDevice('ghost');
-      expect((await connect('ghost', cert)).result.outcome).toBe('tls_failed');
-      const [d] = await gw.decisions({ deviceId: cert.deviceId! });
-      expect(d?.decision ?? 'deny').toBe('deny');
-    });
-
-    it('refuses a suspended device with DEVICE_SUSPENDED in the audit log, and caches the deny briefly', async () => {
-      const cert = await gw.enrollDevice('suspended');
-      await gw.setStatus(cert.deviceId!, 'suspended', 'reported lost');
-      expect((await connect('suspended', cert)).result.outcome).toBe('tls_failed');
-      expect((await gw.decisions({ deviceId: cert.deviceId! }))[0]).toMatchObject({ decision: 'deny', reason: 'DEVICE_SUSPENDED' });
+    const cacheEntry = (cert: TestCert): [string, number] => {
       const fp = new X509Certificate(readFileSync(cert.certPath)).fingerprint256.replace(/:/g, '').toLowerCase();
       const [verdict, expires] = readFileSync(path.join(cacheDir, fp), 'utf8').trim().split(' ');
-      expect(verdict).toBe('deny');
-      expect(Number(expires)).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 5);
+      return [verdict as string, Number(expires)];
+    };
+
+    it('runs as a plugin inside OpenVPN and caches an allow in the shared cache format', async () => {
+      const cert = await gw.enrollDevice('cache-allow');
+      expect((await connect('cache-allow', cert)).result.outcome).toBe('connected');
+      expect(server.log()).toMatch(/PLUGIN_INIT: POST .*devicegate-openvpn-plugin\.so.*intercepted=PLUGIN_TLS_VERIFY/);
+      const [verdict, expires] = cacheEntry(cert);
+      expect(verdict).toBe('allow');
+      expect(expires).toBeGreaterThan(Date.now() / 1000);
     });
 
-    it('refuses a revoked certificate with CERT_REVOKED in the audit log', async () => {
-      const cert = await gw.enrollDevice('revoked');
-      await gw.revokeCertificate(cert);
-      expect((await connect('revoked', cert)).result.outcome).toBe('tls_failed');
-      expect((await gw.decisions({ deviceId: cert.deviceId! }))[0]).toMatchObject({ decision: 'deny', reason: 'CERT_REVOKED' });
+    it('caches an answered deny only briefly (5 s)', async () => {
+      const cert = await gw.enrollDevice('cache-deny');
+      await gw.setStatus(cert.deviceId!, 'suspended', 'reported lost');
+      expect((await connect('cache-deny', cert)).result.outcome).toBe('tls_failed');
+      const [verdict, expires] = cacheEntry(cert);
+      expect(verdict).toBe('deny');
+      expect(expires).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 5);
     });
 
     it('refuses a self-signed "private laptop" certificate before the plugin is asked (OpenVPN chain check)', async () => {
@@ -135,20 +114,15 @@ describeWith(
       expect(proxy.decisionCalls.length).toBe(calls);
     });
 
-    it.each([
-      ['devicegate answers too slowly', { kind: 'slow', delayMs: 2500 }],
-      ['devicegate answers HTTP 500', { kind: 'status', status: 500 }],
-      ['devicegate answers a truncated allow', { kind: 'garbage' }],
-    ] as const)('refuses an enrolled device when %s (fail closed), without caching the failure', async (_label, fault) => {
-      const cert = await gw.enrollDevice(`fault-${fault.kind}`);
+    it.each(DEVICEGATE_FAULTS)('does not cache the deny of an outage (%s): the device connects once devicegate is back', async (_label, fault) => {
+      const cert = await gw.enrollDevice(`outage-${fault.kind}`);
       proxy.setFault(fault);
       try {
-        expect((await connect(`fault-${fault.kind}`, cert)).result.outcome).toBe('tls_failed');
+        expect((await connect(`outage-${fault.kind}`, cert)).result.outcome).toBe('tls_failed');
       } finally {
         proxy.setFault({ kind: 'none' });
       }
-      // The outage is over: the next connect asks again and is allowed.
-      expect((await connect(`fault-${fault.kind}-after`, cert)).result.outcome).toBe('connected');
+      expect((await connect(`outage-${fault.kind}-after`, cert)).result.outcome).toBe('connected');
     });
 
     it('a plugin configured to send the token over plain http to a non-loopback host refuses to load (token sniffing)', async () => {
