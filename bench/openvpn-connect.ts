@@ -13,7 +13,6 @@
  * Needs root and /dev/net/tun (server side). Run: `node -r ./scripts/ts-register.js bench/openvpn-connect.ts [runs]`
  * or, once registered in bench/run.js, `npm run bench -- openvpn-connect --runs 20`.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +21,7 @@ import { silentLogger } from '../src/adapters/log';
 import { type DecisionEvent, OpenVpnManagementAuthorizer } from '../src/adapters/openvpn/management-daemon';
 import { startLiveGateway } from '../test/e2e/support/devicegate';
 import { writeCachedDecision } from '../src/adapters/openvpn/decision-cache';
-import { buildAdapterLauncher, connectOpenVpnClient, nodeModulesDir, openvpnVersion, startOpenVpnServer } from '../test/helpers/openvpn';
+import { buildAdapterLauncher, buildOpenVpnPlugin, connectOpenVpnClient, nodeModulesDir, openvpnVersion, startOpenVpnServer } from '../test/helpers/openvpn';
 import { createTestPki } from '../test/helpers/test-pki';
 
 /** Options of the benchmark. */
@@ -128,8 +127,7 @@ export async function runOpenVpnConnectBench(opts: OpenVpnConnectBenchOptions = 
 
     // Variant E: the C plugin, synchronous inside OpenVPN (no process start, no deferred-auth tick).
     const pluginPath = path.join(work, 'devicegate-openvpn-plugin.so');
-    const build = spawnSync('sh', [path.resolve(__dirname, '..', 'scripts', 'build-openvpn-plugin.sh'), pluginPath], { encoding: 'utf8' });
-    if (build.status !== 0) throw new Error(`plugin build failed:\n${build.stdout}${build.stderr}`);
+    buildOpenVpnPlugin(pluginPath);
     const pluginCache = path.join(work, 'plugin-cache');
     mkdirSync(pluginCache);
     const pluginServer = await startOpenVpnServer({

@@ -5,19 +5,16 @@
  * suspended, revoked, devicegate faults) plus what only the plugin does: the cache entries it writes, outages that are
  * not cached, the OpenVPN chain check before it is asked, and refusing to load with a plain-http token channel.
  */
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connectOpenVpnClient, type OpenVpnServer, openvpnRequirements, startOpenVpnServer } from '../helpers/openvpn';
+import { buildOpenVpnPlugin, type OpenVpnServer, openvpnRequirements, startOpenVpnServer } from '../helpers/openvpn';
 import { describeWith, pathExists, tool } from '../helpers/requirements';
 import { createTestPki, type TestCert, type TestPki } from '../helpers/test-pki';
 import { type LiveGateway, startLiveGateway } from './support/devicegate';
 import { type FaultyProxy, startFaultyProxy } from './support/faulty-proxy';
-import { DEVICEGATE_FAULTS, tlsVerifyAdapterCases } from './support/tls-verify-adapter-cases';
-
-const ROOT = path.resolve(__dirname, '..', '..');
+import { connectTlsVerifyClient, DEVICEGATE_FAULTS, tlsVerifyAdapterCases } from './support/tls-verify-adapter-cases';
 
 describeWith(
   [
@@ -38,23 +35,12 @@ describeWith(
     let cacheDir: string;
     let tokenFile: string;
 
-    const connect = (name: string, cert: TestCert) =>
-      connectOpenVpnClient({
-        workDir: path.join(work, 'clients'),
-        name,
-        port: server.port,
-        caFile: pki.caCertPath,
-        certFile: cert.certPath,
-        keyFile: cert.keyPath,
-        handWindowSeconds: 3,
-        timeoutMs: 20_000,
-      });
+    const connect = (name: string, cert: TestCert) => connectTlsVerifyClient({ port: server.port, workDir: work, caFile: pki.caCertPath }, name, cert);
 
     beforeAll(async () => {
       work = mkdtempSync(path.join(os.tmpdir(), 'dg-ovpn-plugin-'));
       pluginPath = path.join(work, 'devicegate-openvpn-plugin.so');
-      const build = spawnSync('sh', [path.join(ROOT, 'scripts', 'build-openvpn-plugin.sh'), pluginPath], { encoding: 'utf8' });
-      if (build.status !== 0) throw new Error(`plugin build failed:\n${build.stdout}${build.stderr}`);
+      buildOpenVpnPlugin(pluginPath);
       pki = createTestPki(path.join(work, 'pki'));
       gw = await startLiveGateway(path.join(work, 'devicegate'));
       proxy = await startFaultyProxy(gw.url);

@@ -7,12 +7,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connectOpenVpnClient, type OpenVpnServer, openvpnRequirements, startOpenVpnServer } from '../helpers/openvpn';
+import { type OpenVpnServer, openvpnRequirements, startOpenVpnServer } from '../helpers/openvpn';
 import { describeWith, tool } from '../helpers/requirements';
 import { createTestPki, type TestCert, type TestPki } from '../helpers/test-pki';
 import { type LiveGateway, startLiveGateway } from './support/devicegate';
 import { type FaultyProxy, startFaultyProxy } from './support/faulty-proxy';
-import { tlsVerifyAdapterCases } from './support/tls-verify-adapter-cases';
+import { connectTlsVerifyClient, tlsVerifyAdapterCases } from './support/tls-verify-adapter-cases';
 
 const HOOK = path.resolve(__dirname, '..', '..', 'docker', 'openvpn', 'devicegate-tls-verify.sh');
 
@@ -23,17 +23,7 @@ describeWith([...openvpnRequirements, tool('openssl'), tool('curl')], 'OpenVPN 2
   let proxy: FaultyProxy;
   let server: OpenVpnServer;
 
-  const connect = (name: string, cert: TestCert) =>
-    connectOpenVpnClient({
-      workDir: path.join(work, 'clients'),
-      name,
-      port: server.port,
-      caFile: pki.caCertPath,
-      certFile: cert.certPath,
-      keyFile: cert.keyPath,
-      handWindowSeconds: 3,
-      timeoutMs: 20_000,
-    });
+  const connect = (name: string, cert: TestCert) => connectTlsVerifyClient({ port: server.port, workDir: work, caFile: pki.caCertPath }, name, cert);
 
   beforeAll(async () => {
     work = mkdtempSync(path.join(os.tmpdir(), 'dg-ovpn-sh-'));

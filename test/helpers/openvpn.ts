@@ -324,3 +324,11 @@ export function openvpnVersion(): string | null {
   const m = /OpenVPN (\d+\.\d+\.\d+)/.exec(r.stdout ?? '');
   return m ? m[1]! : null;
 }
+
+/** Compiles the shipped C plugin (docker/openvpn/plugin) with scripts/build-openvpn-plugin.sh into `outPath`. */
+export function buildOpenVpnPlugin(outPath: string): string {
+  const script = path.resolve(__dirname, '..', '..', 'scripts', 'build-openvpn-plugin.sh');
+  const build = spawnSync('sh', [script, outPath], { encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`plugin build failed:\n${build.stdout}${build.stderr}`);
+  return outPath;
+}

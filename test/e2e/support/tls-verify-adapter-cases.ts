@@ -3,7 +3,8 @@
  * OpenVPN and the real devicegate, registered as `it` blocks inside the caller's `describe`. The adapters share one
  * protocol and one cache format, so they share one specification; each suite adds what only its adapter does.
  */
-import type { ClientResult } from '../../helpers/openvpn';
+import path from 'node:path';
+import { type ClientResult, connectOpenVpnClient } from '../../helpers/openvpn';
 import type { TestCert } from '../../helpers/test-pki';
 import type { LiveGateway } from './devicegate';
 import type { Fault, FaultyProxy } from './faulty-proxy';
@@ -15,6 +16,27 @@ export interface TlsVerifyAdapterContext {
   /** The `gateway.id` the adapter reports. */
   readonly gatewayId: string;
   connect(name: string, cert: TestCert): Promise<{ result: ClientResult }>;
+}
+
+/**
+ * Connects a `--dev null` client with `cert`. A synchronous adapter answers inside the TLS handshake, so a short
+ * hand-window suffices and keeps refused connects quick.
+ */
+export function connectTlsVerifyClient(
+  at: { readonly port: number; readonly workDir: string; readonly caFile: string },
+  name: string,
+  cert: TestCert,
+): Promise<{ result: ClientResult }> {
+  return connectOpenVpnClient({
+    workDir: path.join(at.workDir, 'clients'),
+    name,
+    port: at.port,
+    caFile: at.caFile,
+    certFile: cert.certPath,
+    keyFile: cert.keyPath,
+    handWindowSeconds: 3,
+    timeoutMs: 20_000,
+  });
 }
 
 /** Faults of devicegate (or the network to it) under which an enrolled device must be refused. */
