@@ -29,6 +29,7 @@ import type { AuditEntry } from '../src/domain/types';
 import { systemClock } from '../src/lib/clock';
 import { openSqliteStore } from '../src/store/sqlite';
 import { type Figure, median, percentile, printFigures } from './lib/measure';
+import { xorshift } from '../test/helpers/prng';
 
 export interface AuditBenchOptions {
   events?: number;
@@ -62,19 +63,9 @@ const CONCENTRATORS = [
   { id: 'swan-01', kind: 'strongswan', hook: 'ike-authorize' },
 ] as const;
 
-/** Deterministic pseudo-random (xorshift) so runs are comparable. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
 
 function generator(opts: Required<Pick<AuditBenchOptions, 'events' | 'devices' | 'users' | 'days'>>, start: number) {
-  const rand = rng(42);
+  const rand = xorshift(42);
   const step = (opts.days * DAY) / opts.events;
   const admin = { kind: 'user', id: 'it-admin-1@stadt.example', roles: ['it-admin'] } as const;
   return (i: number): AuditEventInput => {
@@ -278,7 +269,7 @@ export async function runAuditBench(opts: AuditBenchOptions = {}): Promise<Audit
     void exportBytes;
 
     // ---- filtered query: one device, one day -----------------------------------------------------------------------
-    const rand = rng(7);
+    const rand = xorshift(7);
     const lat: number[] = [];
     const bareLat: number[] = [];
     let rows = 0;

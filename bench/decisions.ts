@@ -22,12 +22,13 @@
 import 'reflect-metadata';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/load';
+import { newTimeOrderedId } from '../src/lib/ids';
 import type { Config } from '../src/config/schema';
 import type { CertificateRecord, Device } from '../src/domain/types';
 import { createApp } from '../src/http/app';
@@ -144,7 +145,7 @@ async function serveFloor(c: ChildConfig): Promise<http.Server> {
         };
         const sha = body.cert.sha256.replace(/:/g, '').toLowerCase();
         const record = await store.certificates.getBySha256(sha);
-        const decisionId = randomUUID();
+        const decisionId = newTimeOrderedId();
         const decision = record ? 'allow' : 'deny';
         await audit.log.append({
           type: 'vpn.decision',
@@ -430,7 +431,7 @@ export async function runDecisionsBench(opts: DecisionsBenchOptions = {}): Promi
     const dataDir = mkdtempSync(path.join(os.tmpdir(), `dg-bench-decisions-${backend}-`));
     const redis = backend === 'redis' ? await startRedisServer() : null;
     try {
-      const child: ChildConfig = { backend, dataDir, ...(redis ? { redisUrl: redis.url } : {}) };
+      const child: ChildConfig = { backend, dataDir: backend === 'sqlite' ? path.join(dataDir, 'seed') : dataDir, ...(redis ? { redisUrl: redis.url } : {}) };
       const config = configFor(child);
       process.stderr.write(`${backend}: writing ${o.devices} devices with certificates…\n`);
       const raw =
@@ -446,11 +447,18 @@ export async function runDecisionsBench(opts: DecisionsBenchOptions = {}): Promi
       await services.close();
       await raw.close();
 
-      const floor = await measure(backend, 'floor', child, token, planned, o);
-      const app = await measure(backend, 'app', child, token, planned, o);
+      // SQLite: each server starts from its own copy of the seeded file, so neither inherits the other's audit rows.
+      const fresh = (name: string): ChildConfig => {
+        if (backend !== 'sqlite') return child;
+        const dir = path.join(dataDir, name);
+        cpSync(path.join(dataDir, 'seed'), dir, { recursive: true });
+        return { ...child, dataDir: dir };
+      };
+      const floor = await measure(backend, 'floor', fresh('floor'), token, planned, o);
+      const app = await measure(backend, 'app', fresh('app'), token, planned, o);
       figures.push({ ...floor, ratio: 1 }, { ...app, ratio: app.requestsPerSec / floor.requestsPerSec });
       if (o.express) {
-        const ex = await measure(backend, 'app-express', child, token, planned, o);
+        const ex = await measure(backend, 'app-express', fresh('app-express'), token, planned, o);
         figures.push({ ...ex, ratio: ex.requestsPerSec / floor.requestsPerSec });
       }
     } finally {

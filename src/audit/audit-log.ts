@@ -23,7 +23,7 @@ import path from 'node:path';
 import { AppError, isAppError } from '../domain/errors';
 import type { AuditEntry } from '../domain/types';
 import type { Clock } from '../lib/clock';
-import { newId } from '../lib/ids';
+import { newTimeOrderedId } from '../lib/ids';
 import { isConflict, StoreUnavailableError } from '../store/errors';
 import type { AuditHead, AuditStore } from '../store/types';
 import { link } from './chain';
@@ -66,7 +66,7 @@ export interface AuditLogOptions {
   readonly spoolRetryMaxMs?: number;
   /** Lost compare-and-sets tolerated for one batch before giving up with `AUDIT_CONTENTION`. */
   readonly maxConflictRetries?: number;
-  /** Event id generator (default random UUID). */
+  /** Event id generator (default: a time-ordered UUIDv7 from the clock). */
   readonly newId?: () => string;
   readonly hooks?: AuditLogHooks;
 }
@@ -168,7 +168,7 @@ export class AuditLog {
     this.signer = opts.signer;
     this.clock = opts.clock;
     this.hooks = opts.hooks ?? {};
-    this.newId = opts.newId ?? newId;
+    this.newId = opts.newId ?? (() => newTimeOrderedId(this.clock.nowMs()));
     this.everyEntries = opts.checkpointEveryEntries ?? 1000;
     this.intervalMs = opts.checkpointIntervalMs ?? 60_000;
     this.windowMs = opts.groupCommitWindowMs ?? 2;
@@ -237,7 +237,7 @@ export class AuditLog {
     if (this.closed) return Promise.reject(new AppError('unavailable', 'AUDIT_LOG_CLOSED', 'audit log is closed'));
     let event: AuditEvent;
     try {
-      event = buildAuditEvent(input, { eventId: this.newId(), nowMs: this.clock.nowMs() });
+      event = buildAuditEvent(input, { eventId: this.newId, nowMs: this.clock.nowMs() });
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }

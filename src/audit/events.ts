@@ -368,10 +368,10 @@ export function parseAuditEvent(value: unknown): AuditEvent {
 }
 
 /**
- * Builds and validates a complete event from caller input. `eventId` and `timeMs` fall back to the given defaults;
- * `timeMs` must be a finite epoch ms. Throws like `parseAuditEvent`.
+ * Builds and validates a complete event from caller input. `eventId` (made only when absent) and `timeMs` fall back
+ * to the given defaults; `timeMs` must be a finite epoch ms. Throws like `parseAuditEvent`.
  */
-export function buildAuditEvent(input: AuditEventInput, defaults: { eventId: string; nowMs: number }): AuditEvent {
+export function buildAuditEvent(input: AuditEventInput, defaults: { eventId: () => string; nowMs: number }): AuditEvent {
   const timeMs = input.timeMs ?? defaults.nowMs;
   if (typeof timeMs !== 'number' || !Number.isFinite(timeMs) || Math.abs(timeMs) > 8.64e15) {
     throw badRequest('AUDIT_EVENT_INVALID', 'audit event time is not a valid epoch ms', {
@@ -380,7 +380,7 @@ export function buildAuditEvent(input: AuditEventInput, defaults: { eventId: str
   }
   const candidate: Record<string, unknown> = {
     v: AUDIT_EVENT_VERSION,
-    eventId: input.eventId ?? defaults.eventId,
+    eventId: input.eventId ?? defaults.eventId(),
     time: new Date(timeMs).toISOString(),
     type: input.type,
     data: input.data,

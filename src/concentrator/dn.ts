@@ -197,10 +197,35 @@ function matchValue(v: string): string {
  * case-folded, multi-valued RDNs flattened in source order because OpenSSL's one-line form loses the grouping).
  */
 export function dnKey(dn: Dn): string {
-  return dn
-    .flat()
-    .map((a) => `${a.type.toLowerCase()}=${encodeURIComponent(matchValue(a.value))}`)
-    .join('/');
+  let key = dnKeys.get(dn);
+  if (key === undefined) {
+    key = dn
+      .flat()
+      .map((a) => `${a.type.toLowerCase()}=${encodeURIComponent(matchValue(a.value))}`)
+      .join('/');
+    dnKeys.set(dn, key);
+  }
+  return key;
+}
+
+/** Keys of DNs already compared (a DN is never modified after parsing; the CA's own DN is compared every time). */
+const dnKeys = new WeakMap<Dn, string>();
+
+/** Issuer DNs seen recently: every device certificate names one of a few issuers, in the same printed form. */
+const issuerDns = new Map<string, Dn>();
+const ISSUER_DN_CACHE_MAX = 64;
+
+/**
+ * `parseDn` for an issuer DN, remembering the result per printed form. The result is frozen and shared. Parse errors
+ * are not remembered (they throw each time).
+ */
+export function parseIssuerDn(input: string): Dn {
+  const hit = issuerDns.get(input);
+  if (hit) return hit;
+  const dn: Dn = Object.freeze(parseDn(input).map((rdn) => Object.freeze(rdn.map((ava) => Object.freeze(ava)))));
+  if (issuerDns.size >= ISSUER_DN_CACHE_MAX) issuerDns.clear();
+  issuerDns.set(input, dn);
+  return dn;
 }
 
 /** Structural DN equality (same AVAs, same order, values compared case-insensitively after whitespace folding). */

@@ -1,6 +1,8 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { badRequest } from '../domain/errors';
 
+const COLON_HEX_RE = /^(?:[0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$/;
+
 /**
  * Normalises a SHA-256 certificate fingerprint to 64 lower-case hex digits.
  *
@@ -15,6 +17,8 @@ export function normalizeSha256Fingerprint(input: string): string {
   if (typeof input !== 'string' || input.length > 200) {
     throw badRequest('FINGERPRINT_INVALID', 'The certificate fingerprint is not a SHA-256 fingerprint.');
   }
+  // OpenVPN's tls_digest_sha256 form, the one every OpenVPN connect sends.
+  if (COLON_HEX_RE.test(input)) return input.replace(/:/g, '').toLowerCase();
   let s = input.trim();
   const prefix = /^(sha-?256)(\s*fingerprint)?\s*[:=]\s*/i.exec(s);
   if (prefix) s = s.slice(prefix[0].length);

@@ -1,7 +1,8 @@
 import { badRequest, isAppError } from '../domain/errors';
 import { parseCertificateTime } from './asn1-time';
 import { deviceIdFromCn, deviceIdFromSanUri } from './device-id';
-import { type Dn, dnFirst, parseDn } from './dn';
+import { fastDecisionRequest } from './fast-request';
+import { type Dn, dnFirst, parseDn, parseIssuerDn } from './dn';
 import { normalizeSha256Fingerprint, readPemCertificate } from './fingerprint';
 import { normalizeSerial, serialFromHex, type SerialForms } from './serial';
 import { type DecisionRequest, decisionRequestSchema } from './schemas';
@@ -50,13 +51,7 @@ const printable = (s: string): boolean => !/[\u0000-\u001f\u007f]/.test(s);
  * well-formed request without any identity is *not* an error here: the policy denies it with IDENTITY_MISSING.
  */
 export function normalizeDecisionRequest(raw: unknown): NormalizedDecisionRequest {
-  const parsed = decisionRequestSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw badRequest('DECISION_REQUEST_INVALID', 'The decision request does not match the schema.', {
-      details: { issues: parsed.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })) },
-    });
-  }
-  const request = parsed.data;
+  const request = fastDecisionRequest(raw) ?? parseWithSchema(raw);
   try {
     return { request, identity: normalizeIdentity(request) };
   } catch (e) {
@@ -65,11 +60,21 @@ export function normalizeDecisionRequest(raw: unknown): NormalizedDecisionReques
   }
 }
 
+function parseWithSchema(raw: unknown): DecisionRequest {
+  const parsed = decisionRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw badRequest('DECISION_REQUEST_INVALID', 'The decision request does not match the schema.', {
+      details: { issues: parsed.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })) },
+    });
+  }
+  return parsed.data;
+}
+
 function normalizeIdentity(request: DecisionRequest): NormalizedIdentity {
   const cert = request.cert ?? null;
   let sha256 = nonEmpty(cert?.sha256) ? normalizeSha256Fingerprint(cert!.sha256!) : null;
   let serial = normalizeSerial(cert?.serial ?? null);
-  let issuer = nonEmpty(cert?.issuer_dn) ? parseDn(cert!.issuer_dn!) : null;
+  let issuer = nonEmpty(cert?.issuer_dn) ? parseIssuerDn(cert!.issuer_dn!) : null;
   let subject = nonEmpty(cert?.subject_dn) ? parseDn(cert!.subject_dn!) : null;
   let notAfterMs = parseCertificateTime(cert?.not_after ?? null);
   const sanUris = [...(cert?.san?.uri ?? [])];

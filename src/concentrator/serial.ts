@@ -21,7 +21,11 @@ const MAX_HEX_DIGITS = 64;
 const MAX_DEC_DIGITS = 80;
 
 function fromBigInt(value: bigint): SerialForms {
-  const canonical = value.toString(16);
+  return fromCanonicalHex(value.toString(16));
+}
+
+/** `canonical` is lower-case hex without leading zeros. */
+function fromCanonicalHex(canonical: string): SerialForms {
   const even = canonical.length % 2 === 1 ? `0${canonical}` : canonical;
   // DER INTEGER is two's complement: a positive value whose first octet has the top bit set gets a 00 sign octet.
   const der = parseInt(even.slice(0, 2), 16) >= 0x80 ? `00${even}` : even;
@@ -58,7 +62,8 @@ export function serialFromHex(input: string): SerialForms {
   if (hex.length > MAX_HEX_DIGITS + 2) {
     throw badRequest('SERIAL_INVALID', 'The certificate serial number is too long.');
   }
-  return fromBigInt(BigInt(`0x${hex}`));
+  // Leading zeros stripped as text: the same value as BigInt(`0x${hex}`).toString(16), without the BigInt.
+  return fromCanonicalHex(hex.replace(/^0+(?=.)/, ''));
 }
 
 /**

@@ -29,7 +29,7 @@ import type { Config } from '../config/schema';
 import { isAppError } from '../domain/errors';
 import type { CertificateRecord, Device, Revocation } from '../domain/types';
 import type { Clock } from '../lib/clock';
-import { newId } from '../lib/ids';
+import { newTimeOrderedId } from '../lib/ids';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../metrics/registry';
 import { decide, type PolicyDecision } from '../policy/decide';
@@ -609,7 +609,7 @@ class DefaultDecisionService implements DecisionService {
     });
     if (facts.status === 'unavailable') logger.warn({ requestId: ctx.requestId, detail: facts.detail }, 'decision facts unavailable: denying');
     let decision = decide(facts, this.policy, nowMs);
-    const decisionId = newId();
+    const decisionId = newTimeOrderedId(nowMs);
     let response = toDecisionResponse(decision, decisionId);
     const latencyMs = Math.max(0, performance.now() - startedAt);
     try {

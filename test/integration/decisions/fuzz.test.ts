@@ -14,27 +14,18 @@ import { cliPrincipal } from '../../../src/services/actors';
 import { buildTestApp, type TestApp } from '../../helpers/build-app';
 import { bearer } from '../../helpers/tokens';
 import { activeDeviceWithCert, issueCert, makeDevice, openvpnBody, rlmRestBody, type IssuedCert } from './support';
+import { xorshift } from '../../helpers/prng';
 
 const REQUESTS = 10_000;
 const RLM_REQUESTS = 2_000;
 const CONCURRENCY = 16;
 
-/** xorshift32: reproducible from the printed seed. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 describe(`fuzzing POST /v1/decisions with ${REQUESTS} mutated requests over HTTP`, () => {
   const seed = Number(process.env.DG_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const rnd = prng(seed);
+  const rnd = xorshift(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   let t: TestApp;
   let server: http.Server;

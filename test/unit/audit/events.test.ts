@@ -39,7 +39,7 @@ const EXAMPLES: AuditEventInput[] = [
   },
 ];
 
-const build = (input: AuditEventInput) => buildAuditEvent(input, { eventId: 'e1', nowMs: T0 });
+const build = (input: AuditEventInput) => buildAuditEvent(input, { eventId: () => 'e1', nowMs: T0 });
 const rejects = (input: unknown) => expect(() => build(input as AuditEventInput)).toThrow(expect.objectContaining({ kind: 'bad_request', code: 'AUDIT_EVENT_INVALID' }));
 
 describe('audit event schema', () => {

@@ -53,7 +53,7 @@ export function adminInput(i: number, timeMs?: number): AuditEventInput {
 }
 
 export function toEvent(input: AuditEventInput, nowMs = T0): AuditEvent {
-  return buildAuditEvent(input, { eventId: randomUUID(), nowMs });
+  return buildAuditEvent(input, { eventId: () => randomUUID(), nowMs });
 }
 
 /**

@@ -55,3 +55,15 @@ describe('certificate serial normalisation', () => {
     expect(normalizeSerial(null)).toBeNull();
   });
 });
+
+describe('serialFromHex without BigInt', () => {
+  it('gives the same forms as the BigInt value for 5,000 random serials with leading zeros and sign octets', () => {
+    for (let i = 0; i < 5000; i++) {
+      const digits = Array.from({ length: 1 + Math.floor(Math.random() * 42) }, () => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
+      const padded = '0'.repeat(Math.floor(Math.random() * 3)) + digits;
+      const canonical = BigInt(`0x${padded}`).toString(16);
+      expect(serialFromHex(padded).canonical).toBe(canonical);
+      expect(serialFromHex(padded)).toEqual(serialFromDecimal(BigInt(`0x${padded}`).toString(10)));
+    }
+  });
+});
