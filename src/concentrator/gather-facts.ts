@@ -3,7 +3,7 @@
  * `DecisionFacts`. The lookups themselves (store reads, a directory query) are injected: this module never
  * touches a store.
  */
-import type { CertificateRecord, Device, Revocation } from '../domain/types';
+import type { CertificateRecord, DeviceSummary, Revocation } from '../domain/types';
 import type { CertificateFact, DecisionFacts, DeviceFact, PostureSignals, UserFact } from '../policy/facts';
 import type { DecisionEvent } from './schemas';
 import { type Dn, dnEquals } from './dn';
@@ -24,7 +24,7 @@ export interface FactLookups {
   certificateBySerial(serial: SerialForms): Promise<CertificateRecord | null>;
   /** Revocation of a certificate by its `CertificateRecord.serialHex`. */
   revocation(serialHex: string): Promise<Revocation | null>;
-  device(id: string): Promise<Device | null>;
+  device(id: string): Promise<DeviceSummary | null>;
   /** Departments of a user (directory lookup); only called for the `department` username rule. */
   userDepartments?(username: string): Promise<readonly string[] | null>;
 }

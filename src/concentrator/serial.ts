@@ -20,6 +20,11 @@ export interface SerialForms {
 const MAX_HEX_DIGITS = 64;
 const MAX_DEC_DIGITS = 80;
 
+const BARE_HEX_RE = /^[0-9a-f]+$/;
+/** OpenVPN's `tls_serial_hex_0`: two digits per octet. */
+const OCTET_COLON_RE = /^(?:[0-9a-f]{2}:)+[0-9a-f]{2}$/;
+const COLON_RE = /^[0-9a-f]{1,2}(:[0-9a-f]{1,2})*$/;
+
 function fromBigInt(value: bigint): SerialForms {
   return fromCanonicalHex(value.toString(16));
 }
@@ -52,13 +57,12 @@ export function serialFromDecimal(input: string): SerialForms {
 export function serialFromHex(input: string): SerialForms {
   let s = input.trim().toLowerCase();
   if (s.startsWith('0x')) s = s.slice(2);
-  const colonForm = /^[0-9a-f]{1,2}(:[0-9a-f]{1,2})*$/.test(s);
-  const bareForm = /^[0-9a-f]+$/.test(s);
-  if (!colonForm && !bareForm) {
-    throw badRequest('SERIAL_INVALID', 'The certificate serial number is not hexadecimal.');
-  }
+  let hex: string;
+  if (BARE_HEX_RE.test(s)) hex = s;
+  else if (OCTET_COLON_RE.test(s)) hex = s.replace(/:/g, '');
   // In the colon form each group is one octet; a one-digit group ("a:1") means "0a:01", never a shifted nibble.
-  const hex = colonForm && s.includes(':') ? s.split(':').map((g) => g.padStart(2, '0')).join('') : s;
+  else if (COLON_RE.test(s)) hex = s.split(':').map((g) => g.padStart(2, '0')).join('');
+  else throw badRequest('SERIAL_INVALID', 'The certificate serial number is not hexadecimal.');
   if (hex.length > MAX_HEX_DIGITS + 2) {
     throw badRequest('SERIAL_INVALID', 'The certificate serial number is too long.');
   }

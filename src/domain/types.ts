@@ -45,6 +45,9 @@ export interface Device {
   readonly version: number;
 }
 
+/** The fields of a device that a connection decision reads. */
+export type DeviceSummary = Pick<Device, 'id' | 'status' | 'platform' | 'owner' | 'department'>;
+
 export interface EnrollmentToken {
   /** Lower-case hex SHA-256 of the token; the token itself is never stored. */
   readonly tokenHash: string;

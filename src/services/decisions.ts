@@ -27,14 +27,13 @@ import type { DecisionRequest, DecisionResponse } from '../concentrator/schemas'
 import type { SerialForms } from '../concentrator/serial';
 import type { Config } from '../config/schema';
 import { isAppError } from '../domain/errors';
-import type { CertificateRecord, Device, Revocation } from '../domain/types';
+import type { CertificateRecord, DeviceSummary, Revocation } from '../domain/types';
 import type { Clock } from '../lib/clock';
 import { newTimeOrderedId } from '../lib/ids';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../metrics/registry';
 import { decide, type PolicyDecision } from '../policy/decide';
 import { type DecisionPolicy, policyFromConfig } from '../policy/policy';
-import { isNotFound } from '../store/errors';
 import type { Store } from '../store/types';
 import { CERT_REVOKED_TOPIC, type PkiService } from './pki';
 import { type AuditRecorder, DEVICE_STATUS_TOPIC } from './registry';
@@ -105,10 +104,10 @@ export class CachedFactLookups implements FactLookups {
   private readonly certsBySerial = new BoundedMap<string, CertificateRecord>(FACT_CACHE_MAX_ENTRIES);
   private readonly revoked = new BoundedMap<string, Revocation>(FACT_CACHE_MAX_ENTRIES);
   private readonly notRevokedUntil = new BoundedMap<string, number>(FACT_CACHE_MAX_ENTRIES);
-  private readonly activeDevices = new BoundedMap<string, { readonly device: Device; readonly until: number }>(FACT_CACHE_MAX_ENTRIES);
+  private readonly activeDevices = new BoundedMap<string, { readonly device: DeviceSummary; readonly until: number }>(FACT_CACHE_MAX_ENTRIES);
   /** Reads in flight, shared by concurrent decisions for the same certificate or device. */
   private readonly inflightRevocations = new Map<string, Promise<Revocation | null>>();
-  private readonly inflightDevices = new Map<string, Promise<Device | null>>();
+  private readonly inflightDevices = new Map<string, Promise<DeviceSummary | null>>();
   /**
    * Bumped by every invalidation. A read that started before an invalidation may have seen the state before the
    * revocation was written; its result is returned to the decision that asked (it started earlier) but not cached.
@@ -122,9 +121,26 @@ export class CachedFactLookups implements FactLookups {
   ) {}
 
   async certificateBySha256(sha256: string): Promise<CertificateRecord | null> {
-    const record = this.certsBySha.get(sha256) ?? (await this.store.certificates.getBySha256(sha256));
-    if (record) this.found(record);
-    return record;
+    const cached = this.certsBySha.get(sha256);
+    if (cached) {
+      this.found(cached);
+      return cached;
+    }
+    // Not cached: the certificate and its revocation come in one store read, and the revocation is remembered as
+    // revocation() would remember it (so found() below does not read it again).
+    const now = this.clock.nowMs();
+    const epoch = this.epoch;
+    const both = await this.store.certificates.getBySha256WithRevocation(sha256);
+    if (!both) return null;
+    const serialHex = both.certificate.serialHex;
+    if (both.revocation) {
+      this.revoked.set(serialHex, both.revocation);
+      this.notRevokedUntil.delete(serialHex);
+    } else if (this.ttlMs > 0 && epoch === this.epoch && !this.revoked.get(serialHex)) {
+      this.notRevokedUntil.set(serialHex, now + this.ttlMs);
+    }
+    this.found(both.certificate);
+    return both.certificate;
   }
 
   async certificateBySerial(serial: SerialForms): Promise<CertificateRecord | null> {
@@ -160,7 +176,7 @@ export class CachedFactLookups implements FactLookups {
     return p;
   }
 
-  device(id: string): Promise<Device | null> {
+  device(id: string): Promise<DeviceSummary | null> {
     const now = this.clock.nowMs();
     const hit = this.activeDevices.get(id);
     if (hit && hit.until > now) return Promise.resolve(hit.device);
@@ -168,11 +184,7 @@ export class CachedFactLookups implements FactLookups {
     if (inflight) return inflight;
     const epoch = this.epoch;
     const p = this.store.devices
-      .get(id)
-      .catch((e: unknown) => {
-        if (isNotFound(e)) return null;
-        throw e;
-      })
+      .getSummary(id)
       .then((d) => {
         if (d && d.status === 'active' && this.ttlMs > 0 && epoch === this.epoch) this.activeDevices.set(id, { device: d, until: now + this.ttlMs });
         else this.activeDevices.delete(id);

@@ -15,6 +15,7 @@ import type {
   CertificateRecord,
   Device,
   DeviceStatus,
+  DeviceSummary,
   EnrollmentToken,
   Platform,
   Revocation,
@@ -49,6 +50,8 @@ export interface DeviceStore {
   create(device: Device): Promise<void>;
   /** NotFound when absent. */
   get(id: string): Promise<Device>;
+  /** What a connection decision reads of a device (no key material, no certificates); null when absent. */
+  getSummary(id: string): Promise<DeviceSummary | null>;
   findBySerial(serialNumber: string): Promise<Device | null>;
   findByEkHash(ekPublicSha256: string): Promise<Device | null>;
   /**
@@ -79,11 +82,21 @@ export interface EnrollmentTokenStore {
   spend(tokenHash: string, deviceId: string, now: number): Promise<EnrollmentToken>;
 }
 
+export interface CertificateWithRevocation {
+  readonly certificate: CertificateRecord;
+  readonly revocation: Revocation | null;
+}
+
 export interface CertificateStore {
   /** AlreadyExists when the serial is taken. */
   put(record: CertificateRecord): Promise<void>;
   getBySerial(serialHex: string): Promise<CertificateRecord | null>;
   getBySha256(sha256: string): Promise<CertificateRecord | null>;
+  /**
+   * The certificate with this SHA-256 together with its revocation (null: not revoked), read in one round trip: the
+   * first two facts of every connection decision. Null when there is no such certificate.
+   */
+  getBySha256WithRevocation(sha256: string): Promise<CertificateWithRevocation | null>;
   /** Newest first. */
   listByDevice(deviceId: string): Promise<CertificateRecord[]>;
 }

@@ -87,6 +87,15 @@ export function runStoreConformance(name: string, factory: StoreFactory): void {
         expect(await store.devices.findByEkHash('ab'.repeat(32))).toEqual(d);
       });
 
+      it('reads the decision summary of a device (id, status, platform, owner, department) and null for an unknown id', async () => {
+        const d = device({ owner: 'anna', department: 'Bürgeramt', tpm: { ekPublicSha256: 'cd'.repeat(32), ekCertificatePem: 'PEM' } });
+        await store.devices.create(d);
+        expect(await store.devices.getSummary(d.id)).toEqual({ id: d.id, status: d.status, platform: d.platform, owner: 'anna', department: 'Bürgeramt' });
+        await store.devices.update(d.id, { status: 'suspended', updatedAt: T0 + 1 });
+        expect((await store.devices.getSummary(d.id))?.status).toBe('suspended');
+        expect(await store.devices.getSummary(randomUUID())).toBeNull();
+      });
+
       it('throws NotFound for an unknown id and returns null for unknown serial/EK', async () => {
         await expect(store.devices.get(randomUUID())).rejects.toBeInstanceOf(NotFoundError);
         expect(await store.devices.findBySerial('nope')).toBeNull();
@@ -291,6 +300,19 @@ export function runStoreConformance(name: string, factory: StoreFactory): void {
         expect((await store.certificates.listByDevice('dev-1')).map((c) => c.serialHex)).toEqual(['0a02', '0a01']);
         expect(await store.certificates.getBySerial('ffff')).toBeNull();
         await expect(store.certificates.put(cert('0a01'))).rejects.toBeInstanceOf(AlreadyExistsError);
+      });
+
+      it('reads a certificate together with its revocation by fingerprint (the decision read)', async () => {
+        await store.certificates.put(cert('0c01', 'dev-3', T0));
+        await store.certificates.put(cert('0c02', 'dev-3', T0 + 1));
+        const revocation = { serialHex: '0c02', deviceId: 'dev-3', reason: 'keyCompromise' as const, revokedAt: T0 + 5, revokedBy: 'alice' };
+        await store.revocations.revoke(revocation);
+        expect(await store.certificates.getBySha256WithRevocation('0c01'.padEnd(64, '0'))).toEqual({ certificate: cert('0c01', 'dev-3', T0), revocation: null });
+        expect(await store.certificates.getBySha256WithRevocation('0c02'.padEnd(64, '0'))).toEqual({ certificate: cert('0c02', 'dev-3', T0 + 1), revocation });
+        expect(await store.certificates.getBySha256WithRevocation('ffff'.padEnd(64, '0'))).toBeNull();
+        // A revocation of a serial without a certificate record does not invent a certificate.
+        await store.revocations.revoke({ ...revocation, serialHex: '0c03' });
+        expect(await store.certificates.getBySha256WithRevocation('0c03'.padEnd(64, '0'))).toBeNull();
       });
 
       it('records revocations once, bumps the generation, and pages through them in order', async () => {

@@ -1,4 +1,4 @@
-import type { Device } from '../../domain/types';
+import type { Device, DeviceSummary } from '../../domain/types';
 import { decodeCursor, encodeCursor } from '../cursor';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../errors';
 import type { DeviceFilter, DevicePatch, DeviceStore, Page, PageRequest } from '../types';
@@ -78,6 +78,13 @@ export class RedisDeviceStore implements DeviceStore {
       const d = await this.read(id);
       if (!d) throw new NotFoundError(`device ${id}`);
       return d;
+    });
+  }
+
+  getSummary(id: string): Promise<DeviceSummary | null> {
+    return guarded(async () => {
+      const d = await this.read(id);
+      return d ? { id: d.id, status: d.status, platform: d.platform, owner: d.owner, department: d.department } : null;
     });
   }
 

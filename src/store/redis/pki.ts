@@ -1,13 +1,14 @@
 import type { CertificateRecord, Revocation } from '../../domain/types';
 import { decodeCursor, encodeCursor } from '../cursor';
 import { AlreadyExistsError } from '../errors';
-import type { CertificateStore, Page, PageRequest, RevocationStore } from '../types';
+import type { CertificateStore, CertificateWithRevocation, Page, PageRequest, RevocationStore } from '../types';
 import { guarded, LuaScript, type RedisClient } from './client';
 import type { RedisKeys } from './keys';
-import { CERT_PUT, REVOKE } from './scripts';
+import { CERT_PUT, CERT_WITH_REVOCATION, REVOKE } from './scripts';
 
 const putCert = new LuaScript(CERT_PUT);
 const revokeScript = new LuaScript(REVOKE);
+const certWithRevocation = new LuaScript(CERT_WITH_REVOCATION);
 
 export class RedisCertificateStore implements CertificateStore {
   constructor(
@@ -39,6 +40,18 @@ export class RedisCertificateStore implements CertificateStore {
     return guarded(async () => {
       const serial = await this.redis.hget(this.keys.certificateSha(), sha256);
       return serial ? this.read(serial) : null;
+    });
+  }
+
+  getBySha256WithRevocation(sha256: string): Promise<CertificateWithRevocation | null> {
+    return guarded(async () => {
+      const r = (await certWithRevocation.run(
+        this.redis,
+        [this.keys.certificateSha()],
+        [sha256, this.keys.certificate(''), this.keys.revocation('')],
+      )) as [string, string] | null;
+      if (!r) return null;
+      return { certificate: JSON.parse(r[0]) as CertificateRecord, revocation: r[1] ? (JSON.parse(r[1]) as Revocation) : null };
     });
   }
 

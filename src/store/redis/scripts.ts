@@ -128,6 +128,19 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
 return 'OK'
 `;
 
+/**
+ * Read only. KEYS: sha index. ARGV: sha256, certificate key prefix, revocation key prefix (all in the {pki} slot).
+ * Returns {certificate json, revocation json or ''}, or nil when no certificate has that fingerprint.
+ */
+export const CERT_WITH_REVOCATION = `
+local serial = redis.call('HGET', KEYS[1], ARGV[1])
+if not serial then return false end
+local cert = redis.call('GET', ARGV[2] .. serial)
+if not cert then return false end
+local rev = redis.call('GET', ARGV[3] .. serial)
+return {cert, rev or ''}
+`;
+
 /** KEYS: revocation key, order zset, seq counter, generation counter. ARGV: json, serial. */
 export const REVOKE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end

@@ -1,6 +1,6 @@
 import type { WriteBatcher } from './write-batcher';
 import type { Database, Statement } from 'better-sqlite3';
-import type { Device, Platform, DeviceStatus } from '../../domain/types';
+import type { Device, DeviceStatus, DeviceSummary, Platform } from '../../domain/types';
 import { decodeCursor, encodeCursor } from '../cursor';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../errors';
 import type { DeviceFilter, DevicePatch, DeviceStore, Page, PageRequest } from '../types';
@@ -98,6 +98,7 @@ function whereClause(filter: DeviceFilter): { sql: string; params: Record<string
 export class SqliteDeviceStore implements DeviceStore {
   private readonly insert: Statement;
   private readonly byId: Statement;
+  private readonly summaryById: Statement;
   private readonly bySerial: Statement;
   private readonly byEk: Statement;
   private readonly updateRow: Statement;
@@ -111,6 +112,7 @@ export class SqliteDeviceStore implements DeviceStore {
       `INSERT INTO devices (${COLUMNS}) VALUES (@id, @serial_number, @asset_tag, @model, @platform, @owner, @department, @status, @status_reason, @ek_hash, @ek_cert_pem, @attestation_key, @created_at, @updated_at, @version)`,
     );
     this.byId = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE id = ?`);
+    this.summaryById = db.prepare('SELECT id, status, platform, owner, department FROM devices WHERE id = ?');
     this.bySerial = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE serial_number = ?`);
     this.byEk = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE ek_hash = ?`);
     this.upsertRow = db.prepare(
@@ -135,6 +137,11 @@ export class SqliteDeviceStore implements DeviceStore {
     const row = this.byId.get(id) as DeviceRow | undefined;
     if (!row) throw new NotFoundError(`device ${id}`);
     return fromRow(row);
+  }
+
+  async getSummary(id: string): Promise<DeviceSummary | null> {
+    const r = this.summaryById.get(id) as Pick<DeviceRow, 'id' | 'status' | 'platform' | 'owner' | 'department'> | undefined;
+    return r ? { id: r.id, status: r.status as DeviceStatus, platform: r.platform as Platform, owner: r.owner, department: r.department } : null;
   }
 
   async findBySerial(serialNumber: string): Promise<Device | null> {

@@ -2,7 +2,7 @@ import type { WriteBatcher } from './write-batcher';
 import type { Database, Statement } from 'better-sqlite3';
 import type { CertificateRecord, Revocation, RevocationReason } from '../../domain/types';
 import { decodeCursor, encodeCursor } from '../cursor';
-import type { CertificateStore, Page, PageRequest, RevocationStore } from '../types';
+import type { CertificateStore, CertificateWithRevocation, Page, PageRequest, RevocationStore } from '../types';
 import { mapSqliteError } from './db-errors';
 
 interface CertRow {
@@ -32,6 +32,7 @@ export class SqliteCertificateStore implements CertificateStore {
   private readonly bySerial: Statement;
   private readonly bySha: Statement;
   private readonly byDevice: Statement;
+  private readonly byShaWithRevocation: Statement;
 
   constructor(
     db: Database,
@@ -44,6 +45,10 @@ export class SqliteCertificateStore implements CertificateStore {
     this.bySha = db.prepare('SELECT * FROM certificates WHERE sha256 = ?');
     this.byDevice = db.prepare(
       'SELECT * FROM certificates WHERE device_id = ? ORDER BY issued_at DESC, serial_hex DESC',
+    );
+    this.byShaWithRevocation = db.prepare(
+      `SELECT c.*, r.rev_seq, r.device_id AS r_device_id, r.reason AS r_reason, r.revoked_at AS r_revoked_at, r.revoked_by AS r_revoked_by
+       FROM certificates c LEFT JOIN revocations r ON r.serial_hex = c.serial_hex WHERE c.sha256 = ?`,
     );
   }
 
@@ -65,6 +70,19 @@ export class SqliteCertificateStore implements CertificateStore {
   async getBySha256(sha256: string): Promise<CertificateRecord | null> {
     const row = this.bySha.get(sha256) as CertRow | undefined;
     return row ? certFromRow(row) : null;
+  }
+
+  async getBySha256WithRevocation(sha256: string): Promise<CertificateWithRevocation | null> {
+    const row = this.byShaWithRevocation.get(sha256) as
+      | (CertRow & { rev_seq: number | null; r_device_id: string | null; r_reason: string; r_revoked_at: number; r_revoked_by: string })
+      | undefined;
+    if (!row) return null;
+    const certificate = certFromRow(row);
+    const revocation =
+      row.rev_seq === null
+        ? null
+        : revocationFromRow({ rev_seq: row.rev_seq, serial_hex: row.serial_hex, device_id: row.r_device_id, reason: row.r_reason, revoked_at: row.r_revoked_at, revoked_by: row.r_revoked_by });
+    return { certificate, revocation };
   }
 
   async listByDevice(deviceId: string): Promise<CertificateRecord[]> {
