@@ -112,7 +112,8 @@ export class SqliteDeviceStore implements DeviceStore {
       `INSERT INTO devices (${COLUMNS}) VALUES (@id, @serial_number, @asset_tag, @model, @platform, @owner, @department, @status, @status_reason, @ek_hash, @ek_cert_pem, @attestation_key, @created_at, @updated_at, @version)`,
     );
     this.byId = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE id = ?`);
-    this.summaryById = db.prepare('SELECT id, status, platform, owner, department FROM devices WHERE id = ?');
+    // INDEXED BY: without ANALYZE statistics SQLite picks the primary-key index and then reads the wide row.
+    this.summaryById = db.prepare('SELECT id, status, platform, owner, department FROM devices INDEXED BY devices_decision_summary WHERE id = ?');
     this.bySerial = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE serial_number = ?`);
     this.byEk = db.prepare(`SELECT ${COLUMNS} FROM devices WHERE ek_hash = ?`);
     this.upsertRow = db.prepare(
