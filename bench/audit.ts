@@ -1,17 +1,21 @@
 /**
- * `npm run bench -- audit [--events 200000] [--devices 5000] [--days 90] [--concurrency 1024] [--offline true]`
+ * `npm run bench -- audit [--events 200000] [--devices 5000] [--days 90] [--concurrency 1024] [--offline true]
+ *  [--backends sqlite,redis]`
  *
  * Generates a realistic audit log (90 % connection decisions, 10 % admin/enrollment events over `days` days and
- * `devices` devices) through `AuditLog` on SQLite and measures, each beside a floor measured in the same run:
+ * `devices` devices) through `AuditLog` on each back-end (SQLite, and Redis on a private `redis-server` with AOF) and
+ * measures, each beside a floor measured in the same run:
  *   - append throughput through AuditLog (validation, canonical JSON, SHA-256, group commit, checkpoints)
- *       vs. a bare better-sqlite3 INSERT of the same rows, same schema and indexes, same batch size, synchronous=FULL;
+ *       vs. the same rows written bare, same batch size: SQLite INSERTs with the same schema and indexes
+ *       (synchronous=FULL), Redis pipelined HSETs;
  *   - verifyRange rows/s vs. SHA-256 alone over the same bodies read from the same store;
  *   - NDJSON and CSV export rows/s vs. reading the same rows with store.range alone;
  *   - offline verification of the exported file (`verifyExportFile`) rows/s;
- *   - filtered query latency (one device, one day, first page of 100) p50/p95/p99 vs. the same SQL on a bare
- *     connection.
+ *   - filtered query latency (one device, one day, first page of 100) p50/p95/p99 (SQLite: vs. the same SQL on a
+ *     bare connection).
  * Issue targets: query p95 ≤ 50 ms, export ≥ 100k rows/s, verify ≥ 200k rows/s. Use `--events 10000000` for the
- * full-size run (about 10 GB of disk under the OS temp dir, removed afterwards unless `--keep true`).
+ * full-size run (SQLite only by default: about 10 GB of disk under the OS temp dir, removed afterwards unless
+ * `--keep true`; Redis would need about 30 GB of memory).
  */
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -19,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
+import Redis from 'ioredis';
 import { AuditLog } from '../src/audit/audit-log';
 import { hashBody } from '../src/audit/chain';
 import type { AuditEventInput } from '../src/audit/events';
@@ -27,7 +32,10 @@ import { AuditPublicKeys, createAuditSigner } from '../src/audit/signing';
 import { verifyExportFile, verifyRange } from '../src/audit/verify';
 import type { AuditEntry } from '../src/domain/types';
 import { systemClock } from '../src/lib/clock';
+import { openRedisStore } from '../src/store/redis';
 import { openSqliteStore } from '../src/store/sqlite';
+import type { Store } from '../src/store/types';
+import { startRedisServer } from '../test/helpers/redis-server';
 import { type Figure, median, percentile, printFigures } from './lib/measure';
 import { xorshift } from '../test/helpers/prng';
 
@@ -43,13 +51,17 @@ export interface AuditBenchOptions {
   /** Keep the temp dir. */
   keep?: boolean;
   querySamples?: number;
+  /** Comma-separated back-ends: `sqlite`, `redis` (default both up to 2 M events, SQLite alone above: Redis holds
+   * everything in memory, about 3 GB per million events with its indexes). */
+  backends?: string;
 }
 
 export interface AuditBenchResult {
+  readonly backend: 'sqlite' | 'redis';
   readonly events: number;
   readonly entries: number;
   readonly figures: Figure[];
-  readonly query: { p50: number; p95: number; p99: number; bareP95: number; avgRows: number };
+  readonly query: { p50: number; p95: number; p99: number; bareP95: number | null; avgRows: number };
   readonly batch: { commits: number; avgEntries: number; maxEntries: number; conflicts: number };
   readonly dbBytes: number;
 }
@@ -124,8 +136,104 @@ const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
 };
 
-/** Runs the audit benchmark and prints its figures; see the file comment. */
-export async function runAuditBench(opts: AuditBenchOptions = {}): Promise<AuditBenchResult> {
+/** Runs the audit benchmark on each back-end and prints its figures; see the file comment. */
+export async function runAuditBench(opts: AuditBenchOptions = {}): Promise<AuditBenchResult[]> {
+  const events = opts.events ?? 200_000;
+  const backends = String(opts.backends ?? (events <= 2_000_000 ? 'sqlite,redis' : 'sqlite'))
+    .split(',')
+    .map((b) => b.trim()) as ('sqlite' | 'redis')[];
+  const results: AuditBenchResult[] = [];
+  for (const backend of backends) results.push(await runOn(backend, opts));
+  return results;
+}
+
+/** Where the benchmark writes: the store under test, a bare-write floor of the same rows, the same query bare. */
+interface BenchTarget {
+  readonly store: Store;
+  /** Writes `rows` with nothing but the back-end's own bulk write (no chain, no validation), in batches of `batch`. */
+  bareWrite(rows: readonly AuditEntry[], batch: number): Promise<void>;
+  /** The filtered query as bare back-end calls, or null where there is no lower-level equivalent. */
+  bareQuery: ((deviceId: string, from: number, to: number) => Promise<unknown>) | null;
+  bytes(): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function sqliteTarget(dir: string): Promise<BenchTarget> {
+  const dbPath = path.join(dir, 'audit.sqlite');
+  const store = openSqliteStore({ path: dbPath, synchronous: 'FULL' });
+  const floor = new Database(path.join(dir, 'floor.sqlite'));
+  floor.pragma('journal_mode = WAL');
+  floor.pragma('synchronous = FULL');
+  floor.exec(`CREATE TABLE audit_entries (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, time INTEGER NOT NULL, type TEXT NOT NULL,
+    prev_hash TEXT NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL, device_id TEXT, user TEXT, decision TEXT, reason TEXT, concentrator TEXT) STRICT;
+    CREATE INDEX audit_time ON audit_entries (time);
+    CREATE INDEX audit_device ON audit_entries (device_id, seq) WHERE device_id IS NOT NULL;
+    CREATE INDEX audit_user ON audit_entries (user, seq) WHERE user IS NOT NULL;
+    CREATE INDEX audit_type ON audit_entries (type, seq);
+    CREATE INDEX audit_reason ON audit_entries (reason, seq) WHERE reason IS NOT NULL;
+    CREATE INDEX audit_concentrator ON audit_entries (concentrator, seq) WHERE concentrator IS NOT NULL;`);
+  const ins = floor.prepare(
+    'INSERT INTO audit_entries VALUES (@seq, @eventId, @time, @type, @prevHash, @hash, @body, @deviceId, @user, @decision, @reason, @concentrator)',
+  );
+  const insertBatch = floor.transaction((rows: readonly AuditEntry[]) => {
+    for (const r of rows) ins.run(r);
+  });
+  let bare: Database.Database | null = null;
+  let bareStmt: Database.Statement | null = null;
+  return {
+    store,
+    async bareWrite(rows, batch) {
+      for (let k = 0; k < rows.length; k += batch) insertBatch.immediate(rows.slice(k, k + batch));
+    },
+    async bareQuery(deviceId, from, to) {
+      bare ??= new Database(dbPath, { readonly: true });
+      bareStmt ??= bare.prepare('SELECT * FROM audit_entries WHERE device_id = ? AND time >= ? AND time < ? ORDER BY seq DESC LIMIT 101');
+      return bareStmt.all(deviceId, from, to);
+    },
+    async bytes() {
+      return ['', '-wal'].reduce((n, sfx) => {
+        try {
+          return n + statSync(dbPath + sfx).size;
+        } catch {
+          return n;
+        }
+      }, 0);
+    },
+    async close() {
+      bare?.close();
+      floor.close();
+      await store.close();
+    },
+  };
+}
+
+async function redisTarget(): Promise<BenchTarget> {
+  const server = await startRedisServer();
+  const store = await openRedisStore({ url: server.url, keyPrefix: 'dg', commandTimeoutMs: 60_000, connectTimeoutMs: 5000 });
+  const raw = new Redis(server.url);
+  return {
+    store,
+    async bareWrite(rows, batch) {
+      for (let k = 0; k < rows.length; k += batch) {
+        const p = raw.pipeline();
+        for (const r of rows.slice(k, k + batch)) p.hset('floor:entries', String(r.seq), JSON.stringify(r));
+        await p.exec();
+      }
+    },
+    bareQuery: null,
+    async bytes() {
+      const info = await raw.info('memory');
+      return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+    },
+    async close() {
+      raw.disconnect();
+      await store.close();
+      await server.cleanup();
+    },
+  };
+}
+
+async function runOn(backend: 'sqlite' | 'redis', opts: AuditBenchOptions): Promise<AuditBenchResult> {
   const o = {
     events: opts.events ?? 200_000,
     devices: opts.devices ?? 5000,
@@ -135,16 +243,16 @@ export async function runAuditBench(opts: AuditBenchOptions = {}): Promise<Audit
     querySamples: opts.querySamples ?? 400,
   };
   const offline = opts.offline ?? o.events <= 2_000_000;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dg-bench-audit-'));
-  const dbPath = path.join(dir, 'audit.sqlite');
-  const store = openSqliteStore({ path: dbPath, synchronous: 'FULL' });
+  const dir = mkdtempSync(path.join(os.tmpdir(), `dg-bench-audit-${backend}-`));
+  const target = backend === 'sqlite' ? await sqliteTarget(dir) : await redisTarget();
+  const store = target.store;
   const { privateKey } = generateKeyPairSync('ed25519');
   const signer = createAuditSigner(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
   const keys = new AuditPublicKeys([signer.publicKeyPem]);
   const figures: Figure[] = [];
   const start = Date.UTC(2026, 7, 1);
   const gen = generator(o, start);
-  log(`audit bench: ${o.events.toLocaleString('en-US')} events, ${o.devices} devices, ${o.days} days, concurrency ${o.concurrency}, dir ${dir}`);
+  log(`audit bench (${backend}): ${o.events.toLocaleString('en-US')} events, ${o.devices} devices, ${o.days} days, concurrency ${o.concurrency}, dir ${dir}`);
 
   try {
     // ---- append through AuditLog ----------------------------------------------------------------------------
@@ -186,40 +294,27 @@ export async function runAuditBench(opts: AuditBenchOptions = {}): Promise<Audit
     await audit.close();
     const head = (await store.audit.head()) as { seq: number; hash: string };
     const entries = head.seq;
-    figures.push({ name: 'append via AuditLog (events/s)', opsPerSec: o.events / appendSecs, baseline: 'bare INSERT floor (rows/s)' });
+    figures.push({
+      name: 'append via AuditLog (events/s)',
+      opsPerSec: o.events / appendSecs,
+      baseline: backend === 'sqlite' ? 'bare INSERT floor (rows/s)' : 'bare pipelined HSET floor (rows/s)',
+    });
     const avgBatch = batches.reduce((a, b) => a + b, 0) / Math.max(1, batches.length);
     log(`  append: ${Math.round(o.events / appendSecs)}/s, ${batches.length} commits, avg ${avgBatch.toFixed(1)} entries/commit`);
 
-    // ---- floor: bare INSERTs of the same rows, same schema, same batch size ------------------------------------
+    // ---- floor: the same rows written bare (no chain, no validation), same batch size ----------------------------
     const floorRows = Math.min(entries, 500_000);
-    const floor = new Database(path.join(dir, 'floor.sqlite'));
-    floor.pragma('journal_mode = WAL');
-    floor.pragma('synchronous = FULL');
-    floor.exec(`CREATE TABLE audit_entries (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, time INTEGER NOT NULL, type TEXT NOT NULL,
-      prev_hash TEXT NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL, device_id TEXT, user TEXT, decision TEXT, reason TEXT, concentrator TEXT) STRICT;
-      CREATE INDEX audit_time ON audit_entries (time);
-      CREATE INDEX audit_device ON audit_entries (device_id, seq) WHERE device_id IS NOT NULL;
-      CREATE INDEX audit_user ON audit_entries (user, seq) WHERE user IS NOT NULL;
-      CREATE INDEX audit_type ON audit_entries (type, seq);
-      CREATE INDEX audit_reason ON audit_entries (reason, seq) WHERE reason IS NOT NULL;
-      CREATE INDEX audit_concentrator ON audit_entries (concentrator, seq) WHERE concentrator IS NOT NULL;`);
-    const ins = floor.prepare(
-      'INSERT INTO audit_entries VALUES (@seq, @eventId, @time, @type, @prevHash, @hash, @body, @deviceId, @user, @decision, @reason, @concentrator)',
-    );
-    const insertBatch = floor.transaction((rows: AuditEntry[]) => {
-      for (const r of rows) ins.run(r);
-    });
     const batchSize = Math.max(1, Math.round(avgBatch));
     let floorSecs = 0;
     for (let next = 1; next <= floorRows; ) {
       const rows = await store.audit.range(next, Math.min(floorRows, next + 20_000 - 1), 20_000);
       const tf = performance.now();
-      for (let k = 0; k < rows.length; k += batchSize) insertBatch.immediate(rows.slice(k, k + batchSize));
+      await target.bareWrite(rows, batchSize);
       floorSecs += (performance.now() - tf) / 1000;
       next += rows.length;
     }
-    floor.close();
-    figures.push({ name: 'bare INSERT floor (rows/s)', opsPerSec: floorRows / floorSecs });
+    const floorName = backend === 'sqlite' ? 'bare INSERT floor (rows/s)' : 'bare pipelined HSET floor (rows/s)';
+    figures.push({ name: floorName, opsPerSec: floorRows / floorSecs });
 
     // ---- verify ------------------------------------------------------------------------------------------------
     const tv = performance.now();
@@ -273,42 +368,42 @@ export async function runAuditBench(opts: AuditBenchOptions = {}): Promise<Audit
     const lat: number[] = [];
     const bareLat: number[] = [];
     let rows = 0;
-    const bare = new Database(dbPath, { readonly: true });
-    const bareStmt = bare.prepare('SELECT * FROM audit_entries WHERE device_id = ? AND time >= ? AND time < ? ORDER BY seq DESC LIMIT 101');
-    for (let s = 0; s < o.querySamples; s++) {
+    for (let sample = 0; sample < o.querySamples; sample++) {
       const deviceId = `dev-${Math.floor(rand() * o.devices).toString().padStart(6, '0')}`;
       const day = start + Math.floor(rand() * o.days) * DAY;
       const tq = performance.now();
       const page = await store.audit.query({ deviceId, fromTime: day, toTime: day + DAY }, { limit: 100 });
       lat.push(performance.now() - tq);
       rows += page.items.length;
-      const tb = performance.now();
-      bareStmt.all(deviceId, day, day + DAY);
-      bareLat.push(performance.now() - tb);
-    }
-    bare.close();
-    const query = { p50: median(lat), p95: percentile(lat, 95), p99: percentile(lat, 99), bareP95: percentile(bareLat, 95), avgRows: rows / o.querySamples };
-
-    const dbBytes = ['', '-wal'].reduce((n, sfx) => {
-      try {
-        return n + statSync(dbPath + sfx).size;
-      } catch {
-        return n;
+      if (target.bareQuery) {
+        const tb = performance.now();
+        await target.bareQuery(deviceId, day, day + DAY);
+        bareLat.push(performance.now() - tb);
       }
-    }, 0);
-    printFigures(`audit (SQLite, ${o.events.toLocaleString('en-US')} events → ${entries.toLocaleString('en-US')} entries incl. checkpoints)`, figures);
+    }
+    const query = {
+      p50: median(lat),
+      p95: percentile(lat, 95),
+      p99: percentile(lat, 99),
+      bareP95: bareLat.length ? percentile(bareLat, 95) : null,
+      avgRows: rows / o.querySamples,
+    };
+
+    const dbBytes = await target.bytes();
+    printFigures(`audit (${backend === 'sqlite' ? 'SQLite' : 'Redis'}, ${o.events.toLocaleString('en-US')} events → ${entries.toLocaleString('en-US')} entries incl. checkpoints)`, figures);
     process.stdout.write(
       [
         '',
         `filtered query, one device × one day, first page (limit 100), ${o.querySamples} samples, avg ${query.avgRows.toFixed(1)} rows:`,
-        `  p50 ${query.p50.toFixed(2)} ms, p95 ${query.p95.toFixed(2)} ms, p99 ${query.p99.toFixed(2)} ms (same SQL on a bare connection: p95 ${query.bareP95.toFixed(2)} ms)`,
+        `  p50 ${query.p50.toFixed(2)} ms, p95 ${query.p95.toFixed(2)} ms, p99 ${query.p99.toFixed(2)} ms${query.bareP95 === null ? '' : ` (same SQL on a bare connection: p95 ${query.bareP95.toFixed(2)} ms)`}`,
         `group commit: ${batches.length} commits, avg ${avgBatch.toFixed(1)} entries/commit, max ${Math.max(...batches)}, conflicts ${conflicts}`,
-        `database size ${(dbBytes / 1e6).toFixed(0)} MB`,
+        `${backend === 'sqlite' ? 'database size' : 'redis used_memory'} ${(dbBytes / 1e6).toFixed(0)} MB`,
         `targets: query p95 ≤ 50 ms ${query.p95 <= 50 ? 'met' : 'MISSED'}; export ≥ 100k rows/s ${(figures.find((f) => f.name.startsWith('NDJSON'))?.opsPerSec ?? 0) >= 100_000 ? 'met' : 'MISSED'}; verify ≥ 200k rows/s ${(figures.find((f) => f.name.startsWith('verifyRange'))?.opsPerSec ?? 0) >= 200_000 ? 'met' : 'MISSED'}`,
         '',
       ].join('\n'),
     );
     return {
+      backend,
       events: o.events,
       entries,
       figures,
@@ -317,7 +412,7 @@ export async function runAuditBench(opts: AuditBenchOptions = {}): Promise<Audit
       dbBytes,
     };
   } finally {
-    await store.close();
+    await target.close();
     if (!opts.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
