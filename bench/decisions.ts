@@ -99,8 +99,11 @@ interface ChildConfig {
 }
 
 function configFor(c: ChildConfig): Config {
+  // DEVICEGATE_* variables of the bench's own environment reach both servers (e.g. audit group-commit settings).
+  const overrides = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DEVICEGATE_')));
   return loadConfig({
     env: {
+      ...overrides,
       DEVICEGATE_DATA_DIR: c.dataDir,
       DEVICEGATE_LOG__LEVEL: 'warn',
       DEVICEGATE_CA__DEV_DIR: path.join(c.dataDir, 'ca'),

@@ -171,7 +171,7 @@ export class AuditLog {
     this.newId = opts.newId ?? (() => newTimeOrderedId(this.clock.nowMs()));
     this.everyEntries = opts.checkpointEveryEntries ?? 1000;
     this.intervalMs = opts.checkpointIntervalMs ?? 60_000;
-    this.windowMs = opts.groupCommitWindowMs ?? 2;
+    this.windowMs = opts.groupCommitWindowMs ?? 0;
     this.maxBatch = opts.groupCommitMaxBatch ?? 256;
     this.retryMs = opts.spoolRetryMs ?? 1000;
     this.retryMaxMs = opts.spoolRetryMaxMs ?? 30_000;

@@ -39,9 +39,9 @@ export const auditConfigSchema = z
       .int()
       .min(0)
       .max(50)
-      .default(2)
+      .default(0)
       .describe(
-        'Group commit: appends arriving within this many milliseconds of the first pending one are written in one atomic batch. 0 = next event-loop turn.',
+        'Group commit: appends arriving within this many milliseconds of the first pending one are written in one atomic batch. 0 (default) = the next event-loop turn: an idle gateway commits at once, and under load the appends that arrive while a batch is being written form the next batch anyway. A window only adds latency (about 2 ms per idle decision at 2).',
       ),
     groupCommitMaxBatch: z
       .number()

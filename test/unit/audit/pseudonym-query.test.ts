@@ -101,7 +101,7 @@ describe('auditor query parameters', () => {
 describe('audit config section', () => {
   it('defaults: checkpoints, group commit, 90-day connection retention, no raw logs for it-admin', () => {
     const c = auditConfigSchema.parse(undefined);
-    expect(c).toMatchObject({ checkpointEveryEntries: 1000, checkpointIntervalSeconds: 60, groupCommitWindowMs: 2, groupCommitMaxBatch: 256, itAdminMayReadRawLogs: false });
+    expect(c).toMatchObject({ checkpointEveryEntries: 1000, checkpointIntervalSeconds: 60, groupCommitWindowMs: 0, groupCommitMaxBatch: 256, itAdminMayReadRawLogs: false });
     expect(c.retentionDays['vpn.decision']).toBe(90);
     expect(auditRetentionPolicy(auditConfigSchema.parse({ retentionDays: { 'vpn.decision': 30, '*': 400 } }))).toEqual({ days: { 'vpn.decision': 30 }, defaultDays: 400 });
     expect(resolveAuditPaths(c, '/var/lib/devicegate')).toEqual({
