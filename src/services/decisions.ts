@@ -136,7 +136,7 @@ export class CachedFactLookups implements FactLookups {
     if (both.revocation) {
       this.revoked.set(serialHex, both.revocation);
       this.notRevokedUntil.delete(serialHex);
-    } else if (this.ttlMs > 0 && epoch === this.epoch && !this.revoked.get(serialHex)) {
+    } else if (this.ttlMs > 0 && epoch === this.epoch) {
       this.notRevokedUntil.set(serialHex, now + this.ttlMs);
     }
     this.found(both.certificate);
